@@ -143,7 +143,10 @@ pub struct FoldedLayer<'a> {
 pub(crate) fn layers<'a>(
     spec: &'a MappingSpec,
     params: &'a [f32],
-) -> (Option<FoldedLayer<'a>>, impl Iterator<Item = FoldedLayer<'a>> + 'a) {
+) -> (
+    Option<FoldedLayer<'a>>,
+    impl Iterator<Item = FoldedLayer<'a>> + 'a,
+) {
     let split = |rest: &mut &'a [f32], inp: usize, out: usize, activation| {
         let (w, tail) = rest.split_at(inp * out);
         let (b, tail) = tail.split_at(out);
@@ -157,8 +160,14 @@ pub(crate) fn layers<'a>(
         }
     };
     let mut rest = params;
-    let embed = (spec.c_dim > 0)
-        .then(|| split(&mut rest, spec.c_dim, spec.embed_features, Activation::Linear));
+    let embed = (spec.c_dim > 0).then(|| {
+        split(
+            &mut rest,
+            spec.c_dim,
+            spec.embed_features,
+            Activation::Linear,
+        )
+    });
     let fc = (0..spec.num_layers).map(move |i| {
         let (inp, out) = spec.layer_shape(i);
         split(&mut rest, inp, out, spec.activation)

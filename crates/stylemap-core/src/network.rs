@@ -85,7 +85,12 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
     }
 
     /// The label embedding (conditional networks) and the fc layers, in order.
-    pub fn layers(&self) -> (Option<FoldedLayer<'_>>, impl Iterator<Item = FoldedLayer<'_>>) {
+    pub fn layers(
+        &self,
+    ) -> (
+        Option<FoldedLayer<'_>>,
+        impl Iterator<Item = FoldedLayer<'_>>,
+    ) {
         fold::layers(&self.spec, self.params.as_ref())
     }
 
@@ -134,7 +139,14 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         let (embed, layers) = self.layers();
         if let Some(e) = embed {
             // Embed into b, normalise into the tail of a: x = concat(norm(z), norm(embed(c))).
-            kernels::run(self.kernel, e.weight, e.bias, c, e.activation, &mut b[..e.out_features]);
+            kernels::run(
+                self.kernel,
+                e.weight,
+                e.bias,
+                c,
+                e.activation,
+                &mut b[..e.out_features],
+            );
             normalize_2nd_moment(&b[..e.out_features], &mut a[s.z_dim..inp]);
         }
         let (mut src, mut dst) = (a, b);
@@ -142,10 +154,24 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         for (i, layer) in layers.enumerate() {
             let x = &src[..width];
             if i + 1 == s.num_layers {
-                kernels::run(self.kernel, layer.weight, layer.bias, x, layer.activation, w);
+                kernels::run(
+                    self.kernel,
+                    layer.weight,
+                    layer.bias,
+                    x,
+                    layer.activation,
+                    w,
+                );
             } else {
                 let y = &mut dst[..layer.out_features];
-                kernels::run(self.kernel, layer.weight, layer.bias, x, layer.activation, y);
+                kernels::run(
+                    self.kernel,
+                    layer.weight,
+                    layer.bias,
+                    x,
+                    layer.activation,
+                    y,
+                );
                 core::mem::swap(&mut src, &mut dst);
                 width = layer.out_features;
             }

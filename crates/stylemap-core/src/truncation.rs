@@ -44,7 +44,7 @@ pub fn truncate_in_place(ws: &mut [f32], w_avg: &[f32], t: Truncation) -> Result
     if w_dim == 0 {
         return Err(Error::BadDimension(Operand::WDim));
     }
-    if ws.len() % w_dim != 0 {
+    if !ws.len().is_multiple_of(w_dim) {
         let expected = ws.len() / w_dim * w_dim;
         return Err(Error::Length {
             what: Operand::Ws,
@@ -80,7 +80,11 @@ pub fn broadcast_truncate(
     if num_ws == 0 {
         return Err(Error::BadDimension(Operand::NumWs));
     }
-    check_len(Operand::Ws, ws, num_ws.checked_mul(w_dim).ok_or(Error::TooLarge)?)?;
+    check_len(
+        Operand::Ws,
+        ws,
+        num_ws.checked_mul(w_dim).ok_or(Error::TooLarge)?,
+    )?;
     check_finite(Operand::Psi, &[t.psi])?;
     for row in ws.chunks_exact_mut(w_dim.max(1)) {
         row.copy_from_slice(w);
@@ -138,7 +142,9 @@ mod tests {
             })
         );
         assert!(broadcast_truncate(&[1.0], &[0.0, 0.0], 3, Truncation::NONE, &mut ws).is_err());
-        assert!(broadcast_truncate(&[1.0, 2.0], &[0.0, 0.0], 2, Truncation::NONE, &mut ws).is_err());
+        assert!(
+            broadcast_truncate(&[1.0, 2.0], &[0.0, 0.0], 2, Truncation::NONE, &mut ws).is_err()
+        );
         assert!(truncate_in_place(&mut ws[..5], &[0.0, 0.0], Truncation::NONE).is_err());
     }
 }

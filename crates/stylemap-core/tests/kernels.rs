@@ -19,7 +19,11 @@ fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
 }
 
 fn bound(w: &[f32], b: f32, x: &[f32]) -> f32 {
-    let mag: f64 = w.iter().zip(x).map(|(&a, &c)| f64::from((a * c).abs())).sum();
+    let mag: f64 = w
+        .iter()
+        .zip(x)
+        .map(|(&a, &c)| f64::from((a * c).abs()))
+        .sum();
     let n = x.len() as f64;
     (2.0 * (n + 2.0) * f64::from(f32::EPSILON) * (mag + f64::from(b.abs()))) as f32
 }
@@ -65,7 +69,14 @@ fn every_kernel_matches_the_oracle_on_sizes_1_to_70() {
                 } else {
                     Activation::Linear
                 };
-                check(kernel, rows, cols, (rows * 7 + cols) % 3, act, (rows * 100 + cols) as u64);
+                check(
+                    kernel,
+                    rows,
+                    cols,
+                    (rows * 7 + cols) % 3,
+                    act,
+                    (rows * 100 + cols) as u64,
+                );
             }
         }
     }
@@ -77,7 +88,14 @@ fn every_kernel_matches_the_oracle_on_network_sizes() {
     for kernel in available() {
         for &(rows, cols) in &[(512, 512), (1024, 1024), (512, 1034), (19, 512), (512, 37)] {
             for offset in [0, 1] {
-                check(kernel, rows, cols, offset, Activation::LeakyRelu, 7 + offset as u64);
+                check(
+                    kernel,
+                    rows,
+                    cols,
+                    offset,
+                    Activation::LeakyRelu,
+                    7 + offset as u64,
+                );
             }
         }
     }
@@ -96,7 +114,10 @@ fn lrelu_epilogue_is_exact_on_known_values() {
             let mut y = vec![0.0f32; n];
             kernels::gemv_bias_act(kernel, &w, &vec![0.0; n], &x, Activation::LeakyRelu, &mut y)
                 .unwrap();
-            let want: Vec<f32> = x.iter().map(|&v| if v < 0.0 { v * 0.2 } else { v }).collect();
+            let want: Vec<f32> = x
+                .iter()
+                .map(|&v| if v < 0.0 { v * 0.2 } else { v })
+                .collect();
             assert_eq!(y, want, "{kernel:?} n={n}");
         }
     }
@@ -107,8 +128,12 @@ fn checked_gemv_rejects_bad_lengths() {
     let mut y = [0.0f32; 2];
     let lin = Activation::Linear;
     for kernel in available() {
-        assert!(kernels::gemv_bias_act(kernel, &[0.0; 5], &[0.0; 2], &[0.0; 3], lin, &mut y).is_err());
-        assert!(kernels::gemv_bias_act(kernel, &[0.0; 6], &[0.0; 1], &[0.0; 3], lin, &mut y).is_err());
+        assert!(
+            kernels::gemv_bias_act(kernel, &[0.0; 5], &[0.0; 2], &[0.0; 3], lin, &mut y).is_err()
+        );
+        assert!(
+            kernels::gemv_bias_act(kernel, &[0.0; 6], &[0.0; 1], &[0.0; 3], lin, &mut y).is_err()
+        );
         assert_eq!(
             kernels::gemv_bias_act(kernel, &[], &[0.0; 2], &[], lin, &mut y),
             Err(Error::BadDimension(stylemap_core::Operand::Gemv))

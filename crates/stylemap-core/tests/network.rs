@@ -5,7 +5,7 @@
 //! Tolerance: 1e-4 absolute on w (the project's bar on real checkpoints); the
 //! small nets here land within about 1e-6.
 
-use rand_core::{Rng, SeedableRng};
+use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::{self, RawLayer, RawParams};
 use stylemap_core::{Activation, Error, Kernel, MappingNetwork, MappingSpec, Operand};
@@ -32,15 +32,26 @@ fn raw_net(spec: MappingSpec, seed: u64) -> Raw {
     let fc = (0..spec.num_layers)
         .map(|i| {
             let (inp, out) = spec.layer_shape(i);
-            (normal(&mut rng, inp * out, 1.0 / lr), normal(&mut rng, out, 30.0))
+            (
+                normal(&mut rng, inp * out, 1.0 / lr),
+                normal(&mut rng, out, 30.0),
+            )
         })
         .collect();
     let embed = (spec.c_dim > 0).then(|| {
         let n = spec.embed_features;
-        (normal(&mut rng, n * spec.c_dim, 1.0), normal(&mut rng, n, 0.3))
+        (
+            normal(&mut rng, n * spec.c_dim, 1.0),
+            normal(&mut rng, n, 0.3),
+        )
     });
     let w_avg = normal(&mut rng, spec.w_dim, 1.0);
-    Raw { spec, fc, embed, w_avg }
+    Raw {
+        spec,
+        fc,
+        embed,
+        w_avg,
+    }
 }
 
 fn fold_raw(raw: &Raw) -> Result<Vec<f32>, Error> {
@@ -49,9 +60,19 @@ fn fold_raw(raw: &Raw) -> Result<Vec<f32>, Error> {
         .iter()
         .map(|(w, b)| RawLayer { weight: w, bias: b })
         .collect();
-    let embed = raw.embed.as_ref().map(|(w, b)| RawLayer { weight: w, bias: b });
+    let embed = raw
+        .embed
+        .as_ref()
+        .map(|(w, b)| RawLayer { weight: w, bias: b });
     let mut out = vec![0.0f32; raw.spec.param_len()];
-    fold::fold_nvlabs(&raw.spec, &RawParams { embed, layers: &layers }, &mut out)?;
+    fold::fold_nvlabs(
+        &raw.spec,
+        &RawParams {
+            embed,
+            layers: &layers,
+        },
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -65,7 +86,11 @@ fn dense(w: &[f32], b: &[f32], x: &[f64], wg: f64, bg: f64, act: Activation) -> 
         .enumerate()
         .map(|(r, &bias)| {
             let row = &w[r * x.len()..(r + 1) * x.len()];
-            let a = row.iter().zip(x).map(|(&w, &x)| f64::from(w) * wg * x).sum::<f64>()
+            let a = row
+                .iter()
+                .zip(x)
+                .map(|(&w, &x)| f64::from(w) * wg * x)
+                .sum::<f64>()
                 + f64::from(bias) * bg;
             match act {
                 Activation::LeakyRelu => (if a < 0.0 { a * 0.2 } else { a }) * 2f64.sqrt(),
@@ -161,7 +186,10 @@ fn zero_z_normalises_to_exactly_zero() {
 #[test]
 fn extreme_z_normalises_without_overflow() {
     let mut x = [0.0f32; 4];
-    stylemap_core::network::normalize_2nd_moment(&[f32::MAX, -f32::MAX, f32::MAX, -f32::MAX], &mut x);
+    stylemap_core::network::normalize_2nd_moment(
+        &[f32::MAX, -f32::MAX, f32::MAX, -f32::MAX],
+        &mut x,
+    );
     assert_eq!(x, [1.0, -1.0, 1.0, -1.0]);
     let tiny = f32::from_bits(1); // the smallest subnormal
     stylemap_core::network::normalize_2nd_moment(&[tiny, 0.0, 0.0, 0.0], &mut x);
@@ -178,15 +206,68 @@ fn forward_rejects_bad_buffers_before_writing() {
     let mut scratch = [0.0f32; 16];
     let z = [0.1f32, 0.2, 0.3];
     let c = [1.0f32, 0.0];
-    let cases: [(&[f32], &[f32], usize, usize, Error); 5] = [
-        (&z[..2], &c, 16, 5, Error::Length { what: Operand::Z, expected: 3, actual: 2 }),
-        (&z, &[], 16, 5, Error::Conditioning { c_dim: 2, actual: 0 }),
-        (&z, &c, 15, 5, Error::Length { what: Operand::Scratch, expected: 16, actual: 15 }),
-        (&z, &c, 16, 4, Error::Length { what: Operand::W, expected: 5, actual: 4 }),
-        (&[0.1, f32::NAN, 0.3], &c, 16, 5, Error::NonFinite { what: Operand::Z, index: 1 }),
+    // (z, c, scratch len, w len, expected error)
+    type Case<'a> = (&'a [f32], &'a [f32], usize, usize, Error);
+    let cases: [Case; 5] = [
+        (
+            &z[..2],
+            &c,
+            16,
+            5,
+            Error::Length {
+                what: Operand::Z,
+                expected: 3,
+                actual: 2,
+            },
+        ),
+        (
+            &z,
+            &[],
+            16,
+            5,
+            Error::Conditioning {
+                c_dim: 2,
+                actual: 0,
+            },
+        ),
+        (
+            &z,
+            &c,
+            15,
+            5,
+            Error::Length {
+                what: Operand::Scratch,
+                expected: 16,
+                actual: 15,
+            },
+        ),
+        (
+            &z,
+            &c,
+            16,
+            4,
+            Error::Length {
+                what: Operand::W,
+                expected: 5,
+                actual: 4,
+            },
+        ),
+        (
+            &[0.1, f32::NAN, 0.3],
+            &c,
+            16,
+            5,
+            Error::NonFinite {
+                what: Operand::Z,
+                index: 1,
+            },
+        ),
     ];
     for (z, c, ns, nw, err) in cases {
-        assert_eq!(net.forward(z, c, &mut scratch[..ns], &mut w[..nw]), Err(err));
+        assert_eq!(
+            net.forward(z, c, &mut scratch[..ns], &mut w[..nw]),
+            Err(err)
+        );
         assert_eq!(w, [7.0; 5], "w was written before the error {err}");
     }
 }
@@ -198,41 +279,84 @@ fn construction_rejects_bad_parameters() {
     let good = fold_raw(&raw).unwrap();
     assert!(matches!(
         MappingNetwork::new(spec, &good[1..], &raw.w_avg[..]),
-        Err(Error::Length { what: Operand::Params, .. })
+        Err(Error::Length {
+            what: Operand::Params,
+            ..
+        })
     ));
     assert!(matches!(
         MappingNetwork::new(spec, &good[..], &raw.w_avg[1..]),
-        Err(Error::Length { what: Operand::WAvg, .. })
+        Err(Error::Length {
+            what: Operand::WAvg,
+            ..
+        })
     ));
     let mut bad_avg = raw.w_avg.clone();
     bad_avg[4] = f32::INFINITY;
     assert_eq!(
         MappingNetwork::new(spec, &good[..], &bad_avg[..]).err(),
-        Some(Error::NonFinite { what: Operand::WAvg, index: 4 })
+        Some(Error::NonFinite {
+            what: Operand::WAvg,
+            index: 4
+        })
     );
     raw.fc[1].0[3] = f32::NAN;
-    assert_eq!(fold_raw(&raw).err(), Some(Error::NonFinite { what: Operand::FcWeight(1), index: 3 }));
+    assert_eq!(
+        fold_raw(&raw).err(),
+        Some(Error::NonFinite {
+            what: Operand::FcWeight(1),
+            index: 3
+        })
+    );
     raw.fc[1].0[3] = f32::MAX; // finite raw value whose folded value overflows
     let mut lin = spec;
     lin.lr_multiplier = 1e30;
     raw.spec = lin;
-    assert!(matches!(fold_raw(&raw), Err(Error::NonFinite { what: Operand::FcWeight(_), .. })));
+    assert!(matches!(
+        fold_raw(&raw),
+        Err(Error::NonFinite {
+            what: Operand::FcWeight(_),
+            ..
+        })
+    ));
     raw.spec = spec;
     raw.fc[0].1.pop();
     assert_eq!(
         fold_raw(&raw).err(),
-        Some(Error::Length { what: Operand::FcBias(0), expected: 5, actual: 4 })
+        Some(Error::Length {
+            what: Operand::FcBias(0),
+            expected: 5,
+            actual: 4
+        })
     );
     raw.fc.pop();
-    assert!(matches!(fold_raw(&raw), Err(Error::Length { what: Operand::RawLayers, .. })));
+    assert!(matches!(
+        fold_raw(&raw),
+        Err(Error::Length {
+            what: Operand::RawLayers,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn errors_print_one_line_naming_the_problem() {
-    let e = Error::NonFinite { what: Operand::FcWeight(3), index: 17 };
-    assert_eq!(e.to_string(), "fc3.weight holds a non-finite value at index 17");
-    let e = Error::Conditioning { c_dim: 10, actual: 0 };
-    assert_eq!(e.to_string(), "the network is conditional (c_dim 10) but c has 0 elements");
+    let e = Error::NonFinite {
+        what: Operand::FcWeight(3),
+        index: 17,
+    };
+    assert_eq!(
+        e.to_string(),
+        "fc3.weight holds a non-finite value at index 17"
+    );
+    let e = Error::Conditioning {
+        c_dim: 10,
+        actual: 0,
+    };
+    assert_eq!(
+        e.to_string(),
+        "the network is conditional (c_dim 10) but c has 0 elements"
+    );
 }
 
 #[test]
@@ -242,8 +366,13 @@ fn psi_zero_gives_w_avg_exactly_and_psi_one_gives_w() {
     let params = fold_raw(&raw).unwrap();
     let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..]).unwrap();
     let mut w = [0.0f32; 8];
-    net.forward(&normal(&mut Xoshiro256PlusPlus::seed_from_u64(1), 8, 1.0), &[], &mut [0.0; 16], &mut w)
-        .unwrap();
+    net.forward(
+        &normal(&mut Xoshiro256PlusPlus::seed_from_u64(1), 8, 1.0),
+        &[],
+        &mut [0.0; 16],
+        &mut w,
+    )
+    .unwrap();
     let mut ws = [0.0f32; 32];
     net.broadcast_truncate(&w, 0.0, None, &mut ws).unwrap();
     for row in ws.chunks(8) {
