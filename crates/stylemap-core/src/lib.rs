@@ -6,8 +6,9 @@
 //!   borrows (or owns) that buffer and runs [`MappingNetwork::forward`] with
 //!   caller-provided scratch: no heap, no large stack arrays.
 //! - [`truncation`] broadcasts w to `num_ws` rows and applies the truncation trick.
-//! - [`kernels`] holds the fused GEMV kernels: a scalar oracle and a portable
-//!   SIMD kernel, chosen by a [`Kernel`] value.
+//! - [`kernels`] holds the fused GEMV kernels: a scalar oracle, a portable
+//!   SIMD kernel and hand-written AVX2 / AVX-512 / NEON kernels picked at run
+//!   time, chosen by a [`Kernel`] value.
 //! - [`sampler`] draws z: numpy's `RandomState(seed).randn` bit for bit, and
 //!   Box-Muller over xoshiro256++.
 //!

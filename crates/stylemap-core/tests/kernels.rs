@@ -1,5 +1,13 @@
 //! Every available kernel against the scalar oracle, on every size 1..=70,
-//! 512 and 1024, with misaligned slices.
+//! 512 and 1024, with misaligned slices; bit-for-bit determinism; and a check
+//! that every kernel this CPU supports was actually run.
+//!
+//! Environment (read here, since the core has none):
+//! - `STYLEMAP_KERNEL=<name>` tests only that kernel (it must be available
+//!   here, or the suite fails rather than silently testing nothing).
+//! - `STYLEMAP_REQUIRE_KERNELS=avx2,avx512` fails the suite unless each listed
+//!   kernel is available, so a CI runner that lost a feature cannot silently
+//!   fall back to the portable kernel.
 //!
 //! Tolerance (stated, not tuned): two f32 dot products of length n summed in
 //! different orders each lie within gamma_n * sum|W||x| of the exact value
@@ -50,8 +58,63 @@ fn check(kernel: Kernel, rows: usize, cols: usize, offset: usize, act: Activatio
     }
 }
 
-fn available() -> impl Iterator<Item = Kernel> {
-    Kernel::ALL.iter().copied().filter(|k| k.is_available())
+fn available() -> Vec<Kernel> {
+    Kernel::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_available())
+        .collect()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_kernel(name: &str) -> Kernel {
+    let name = name.trim();
+    Kernel::from_name(name).unwrap_or_else(|| {
+        let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+        panic!("unknown kernel {name:?}; known: {known:?}")
+    })
+}
+
+/// The kernels this run tests: every available one, or only the one named by
+/// `STYLEMAP_KERNEL` (which must be available).
+fn under_test() -> Vec<Kernel> {
+    match env(Kernel::ENV_VAR) {
+        None => available(),
+        Some(name) => {
+            let k = parse_kernel(&name);
+            assert!(
+                k.is_available(),
+                "{}={name} but that kernel is not available on this CPU/build",
+                Kernel::ENV_VAR
+            );
+            vec![k]
+        }
+    }
+}
+
+/// Runs `f` for every kernel under test and returns the kernels it ran.
+fn for_each_kernel(mut f: impl FnMut(Kernel)) -> Vec<Kernel> {
+    let kernels = under_test();
+    for &k in &kernels {
+        f(k);
+    }
+    kernels
+}
+
+/// Fails unless `ran` covers every kernel this CPU supports (or, with
+/// `STYLEMAP_KERNEL`, exactly the forced one).
+fn assert_all_exercised(ran: &[Kernel]) {
+    match env(Kernel::ENV_VAR) {
+        None => {
+            for k in available() {
+                assert!(ran.contains(&k), "{k:?} is available here but was not run");
+            }
+        }
+        Some(name) => assert_eq!(ran, [parse_kernel(&name)], "{}={name}", Kernel::ENV_VAR),
+    }
 }
 
 #[test]
@@ -61,7 +124,7 @@ fn every_kernel_matches_the_oracle_on_sizes_1_to_70() {
     } else {
         (1..=70).collect()
     };
-    for kernel in available() {
+    let ran = for_each_kernel(|kernel| {
         for &rows in &sizes {
             for &cols in &sizes {
                 let act = if (rows + cols) % 2 == 0 {
@@ -79,13 +142,14 @@ fn every_kernel_matches_the_oracle_on_sizes_1_to_70() {
                 );
             }
         }
-    }
+    });
+    assert_all_exercised(&ran);
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "large sizes are slow under miri")]
 fn every_kernel_matches_the_oracle_on_network_sizes() {
-    for kernel in available() {
+    let ran = for_each_kernel(|kernel| {
         for &(rows, cols) in &[(512, 512), (1024, 1024), (512, 1034), (19, 512), (512, 37)] {
             for offset in [0, 1] {
                 check(
@@ -98,14 +162,15 @@ fn every_kernel_matches_the_oracle_on_network_sizes() {
                 );
             }
         }
-    }
+    });
+    assert_all_exercised(&ran);
 }
 
 #[test]
 fn lrelu_epilogue_is_exact_on_known_values() {
     // W = I, b = 0: y = lrelu(x) exactly, for every kernel (gain is folded elsewhere).
-    for kernel in available() {
-        for n in [1usize, 5, 8, 13] {
+    for kernel in under_test() {
+        for n in [1usize, 5, 8, 13, 16, 17] {
             let mut w = vec![0.0f32; n * n];
             for i in 0..n {
                 w[i * n + i] = 1.0;
@@ -127,7 +192,7 @@ fn lrelu_epilogue_is_exact_on_known_values() {
 fn checked_gemv_rejects_bad_lengths() {
     let mut y = [0.0f32; 2];
     let lin = Activation::Linear;
-    for kernel in available() {
+    for kernel in under_test() {
         assert!(
             kernels::gemv_bias_act(kernel, &[0.0; 5], &[0.0; 2], &[0.0; 3], lin, &mut y).is_err()
         );
@@ -147,4 +212,128 @@ fn kernel_names_round_trip() {
         assert_eq!(Kernel::from_name(k.name()), Some(k));
     }
     assert!(Kernel::best().is_available());
+}
+
+#[test]
+fn unavailable_kernels_are_refused() {
+    let mut y = [0.0f32; 2];
+    for &k in Kernel::ALL.iter().filter(|k| !k.is_available()) {
+        assert_eq!(
+            kernels::gemv_bias_act(
+                k,
+                &[0.0; 6],
+                &[0.0; 2],
+                &[0.0; 3],
+                Activation::Linear,
+                &mut y
+            ),
+            Err(Error::KernelUnavailable),
+            "{k:?}"
+        );
+    }
+}
+
+/// Detection agrees with std's independent detector, `best()` picks the
+/// widest available kernel, and `STYLEMAP_REQUIRE_KERNELS` holds.
+#[test]
+fn detection_matches_std_and_required_kernels_are_available() {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        assert_eq!(Kernel::Avx2.is_available(), avx2);
+        assert_eq!(Kernel::Avx512.is_available(), avx512);
+        assert!(!Kernel::Neon.is_available());
+    }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        assert!(Kernel::Neon.is_available());
+        assert!(!Kernel::Avx2.is_available() && !Kernel::Avx512.is_available());
+    }
+    assert!(Kernel::Scalar.is_available() && Kernel::Portable.is_available());
+
+    let preference = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Portable];
+    let want = if cfg!(feature = "force-scalar") {
+        Kernel::Scalar
+    } else {
+        preference.into_iter().find(|k| k.is_available()).unwrap()
+    };
+    assert_eq!(Kernel::best(), want);
+    assert_eq!(Kernel::best(), Kernel::best(), "the choice is stable");
+
+    if let Some(list) = env("STYLEMAP_REQUIRE_KERNELS") {
+        for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+            let k = parse_kernel(name);
+            assert!(
+                k.is_available(),
+                "STYLEMAP_REQUIRE_KERNELS lists {name} but it is not available here"
+            );
+            assert!(
+                under_test().contains(&k),
+                "{name} is required but {} excludes it",
+                Kernel::ENV_VAR
+            );
+        }
+    }
+}
+
+/// Each kernel is deterministic: the same input twice, the same values at
+/// another alignment, and any contiguous subset of rows (as a thread's share
+/// would be) all give bit-identical outputs.
+#[test]
+fn every_kernel_is_bit_deterministic() {
+    let shapes: &[(usize, usize)] = if cfg!(miri) {
+        &[(11, 21), (9, 16)]
+    } else {
+        &[(37, 70), (512, 512), (9, 1034), (64, 31)]
+    };
+    let ran = for_each_kernel(|kernel| {
+        for &(rows, cols) in shapes {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64((rows * cols) as u64);
+            let w = uniform(&mut rng, rows * cols);
+            let b = uniform(&mut rng, rows);
+            let x = uniform(&mut rng, cols);
+            let act = Activation::LeakyRelu;
+            let run = |w: &[f32], b: &[f32], x: &[f32]| {
+                let mut y = vec![f32::NAN; b.len()];
+                kernels::gemv_bias_act(kernel, w, b, x, act, &mut y).unwrap();
+                y.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let first = run(&w, &b, &x);
+            assert_eq!(
+                first,
+                run(&w, &b, &x),
+                "{kernel:?} {rows}x{cols}: second run"
+            );
+
+            for offset in [1usize, 3] {
+                let shift = |v: &[f32]| {
+                    let mut buf = vec![0.0f32; v.len() + offset];
+                    buf[offset..].copy_from_slice(v);
+                    buf
+                };
+                let (ws, bs, xs) = (shift(&w), shift(&b), shift(&x));
+                let moved = run(&ws[offset..], &bs[offset..], &xs[offset..]);
+                assert_eq!(first, moved, "{kernel:?} {rows}x{cols}: offset {offset}");
+            }
+
+            for (lo, hi) in [
+                (0, rows / 2),
+                (rows / 2, rows),
+                (1, rows),
+                (rows / 3, rows - 1),
+            ] {
+                if lo >= hi {
+                    continue;
+                }
+                let part = run(&w[lo * cols..hi * cols], &b[lo..hi], &x);
+                assert_eq!(
+                    part,
+                    first[lo..hi],
+                    "{kernel:?} {rows}x{cols}: rows {lo}..{hi} alone"
+                );
+            }
+        }
+    });
+    assert_all_exercised(&ran);
 }
