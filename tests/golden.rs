@@ -40,7 +40,15 @@ fn folded(spec: &MappingSpec, syn: &SyntheticNet) -> Vec<f32> {
         bias: syn.embed_bias(),
     });
     let mut params = vec![0.0f32; spec.param_len()];
-    fold::fold_nvlabs(spec, &RawParams { embed, layers: &layers }, &mut params).unwrap();
+    fold::fold_nvlabs(
+        spec,
+        &RawParams {
+            embed,
+            layers: &layers,
+        },
+        &mut params,
+    )
+    .unwrap();
     params
 }
 
@@ -65,7 +73,11 @@ fn every_golden_case_matches_the_f64_reference_with_every_kernel() {
     let manifest = golden_manifest();
     let tol = manifest.tolerance_w_abs;
     assert_eq!(tol, 1e-4);
-    let kernels: Vec<Kernel> = Kernel::ALL.iter().copied().filter(|k| k.is_available()).collect();
+    let kernels: Vec<Kernel> = Kernel::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_available())
+        .collect();
     let mut checked = 0;
     for net in &manifest.nets {
         let spec = core_spec(net);
@@ -77,7 +89,9 @@ fn every_golden_case_matches_the_f64_reference_with_every_kernel() {
             let mut ours = vec![0.0f64; spec.z_dim];
             NumpyRandomState::new(case.seed).randn_f64(&mut ours);
             assert!(
-                ours.iter().zip(&z64).all(|(a, b)| a.to_bits() == b.to_bits()),
+                ours.iter()
+                    .zip(&z64)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{}: z for seed {} differs from numpy",
                 net.name,
                 case.seed
@@ -102,7 +116,8 @@ fn every_golden_case_matches_the_f64_reference_with_every_kernel() {
                     net_core
                         .broadcast_truncate(&w, ws_case.psi as f32, ws_case.cutoff, &mut ws)
                         .unwrap();
-                    let label = format!("{what} ws psi {} cutoff {:?}", ws_case.psi, ws_case.cutoff);
+                    let label =
+                        format!("{what} ws psi {} cutoff {:?}", ws_case.psi, ws_case.cutoff);
                     assert_close(&label, &ws, &want_ws, tol);
                     checked += 1;
                 }
@@ -115,15 +130,21 @@ fn every_golden_case_matches_the_f64_reference_with_every_kernel() {
 #[test]
 fn golden_suite_covers_the_required_shapes_and_truncations() {
     let m = golden_manifest();
-    assert!(m.nets.iter().any(|n| n.num_layers == 8 && n.w_dim == 512 && n.c_dim == 0));
+    assert!(
+        m.nets
+            .iter()
+            .any(|n| n.num_layers == 8 && n.w_dim == 512 && n.c_dim == 0)
+    );
     assert!(m.nets.iter().any(|n| n.c_dim == 10));
     assert!(m.nets.iter().any(|n| n.num_layers == 2 && n.w_dim == 512));
     assert!(m.nets.iter().any(|n| n.z_dim == 37 && n.w_dim == 19));
     for psi in [1.0, 0.7, 0.0, 1.5] {
         for cutoff in [None, Some(8)] {
-            let found = m.cases.iter().flat_map(|c| &c.ws).any(|w| {
-                w.psi == psi && (w.cutoff == cutoff || psi == 1.0)
-            });
+            let found = m
+                .cases
+                .iter()
+                .flat_map(|c| &c.ws)
+                .any(|w| w.psi == psi && (w.cutoff == cutoff || psi == 1.0));
             assert!(found, "no golden ws with psi {psi} cutoff {cutoff:?}");
         }
     }

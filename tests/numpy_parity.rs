@@ -10,15 +10,8 @@
 //! library may legitimately misround other inputs, so the bit test runs on
 //! x86-64 Linux/glibc only.
 
-use stylemap_core::sampler::{NaturalLog, NumpyRandomState};
-
-struct PlatformLog;
-
-impl NaturalLog for PlatformLog {
-    fn ln(x: f64) -> f64 {
-        x.ln()
-    }
-}
+use stylemap::seeds::PlatformLog;
+use stylemap_core::sampler::NumpyRandomState;
 
 fn fixture(seed: u32, n: usize) -> Vec<f64> {
     let path = format!(
@@ -45,7 +38,11 @@ fn platform_log_reproduces_numpy_bit_for_bit() {
             let mut got = vec![0.0f64; n];
             NumpyRandomState::<PlatformLog>::with_log(seed).randn_f64(&mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g.to_bits(), w.to_bits(), "seed {seed} n {n} index {i}: {g:e} vs numpy {w:e}");
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "seed {seed} n {n} index {i}: {g:e} vs numpy {w:e}"
+                );
             }
         }
     }

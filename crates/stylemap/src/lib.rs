@@ -8,6 +8,7 @@
 //!   untrained network that needs no file.
 //! - [`Mapper`] maps batches z (+ c) -> w, GEMV or sgemm, multi-threaded.
 //! - [`broadcast`] turns w into ws and truncates, mixes and interpolates.
+//! - [`seeds`] draws z for a seed exactly as numpy does on this machine.
 //! - [`wavg`] estimates `w_avg` and applies NVlabs' EMA update.
 //!
 //! ```
@@ -16,8 +17,8 @@
 //! let net = Network::builtin();
 //! let s = *net.spec();
 //! let mut z = vec![0.0f32; 2 * s.z_dim];
-//! stylemap::core::sampler::z_from_seed_numpy(0, &mut z[..s.z_dim]);
-//! stylemap::core::sampler::z_from_seed_numpy(1, &mut z[s.z_dim..]);
+//! stylemap::seeds::z_from_seed_numpy(0, &mut z[..s.z_dim]);
+//! stylemap::seeds::z_from_seed_numpy(1, &mut z[s.z_dim..]);
 //! let mut w = vec![0.0f32; 2 * s.w_dim];
 //! Mapper::new(&net).map(&z, &[], &mut w)?;
 //! let mut ws = vec![0.0f32; 2 * s.num_ws * s.w_dim];
@@ -35,6 +36,7 @@ mod builtin_w_avg;
 pub mod error;
 pub mod load;
 pub mod network;
+pub mod seeds;
 pub mod wavg;
 
 pub use batch::Mapper;

@@ -217,7 +217,7 @@ impl Run<'_> {
                 Latents::Seeds(seeds) => {
                     for row in z[..b * z_dim].chunks_exact_mut(z_dim) {
                         let seed = seeds.next().unwrap_or_default();
-                        sampler::z_from_seed_numpy(seed, row);
+                        stylemap::seeds::z_from_seed_numpy(seed, row);
                     }
                 }
                 Latents::Z(input) => input.read_f32(&mut z[..b * z_dim], z_dim)?,

@@ -121,7 +121,7 @@ impl Mapping<'_> {
         let spec = *self.net.spec();
         let mut z = super::buffer::<f32>(b, spec.z_dim, "seeds")?;
         for row in z.chunks_exact_mut(spec.z_dim) {
-            sampler::z_from_seed_numpy(seeds.next().unwrap_or_default(), row);
+            stylemap::seeds::z_from_seed_numpy(seeds.next().unwrap_or_default(), row);
         }
         let mut c = Vec::with_capacity(b * self.label.len());
         for _ in 0..b {

@@ -35,7 +35,7 @@ pub fn run(args: &ZArgs, quiet: bool) -> Result<()> {
                     bar.set_position(i as u64);
                 }
                 match args.sampler {
-                    Sampler::Numpy => sampler::z_from_seed_numpy(seed, &mut row32),
+                    Sampler::Numpy => stylemap::seeds::z_from_seed_numpy(seed, &mut row32),
                     Sampler::Xoshiro => sampler::z_from_seed_xoshiro(u64::from(seed), &mut row32),
                 }
                 npy.write(&row32)?;
@@ -51,7 +51,7 @@ pub fn run(args: &ZArgs, quiet: bool) -> Result<()> {
                 }
                 match args.sampler {
                     Sampler::Numpy => {
-                        sampler::NumpyRandomState::new(seed).randn_f64(&mut row64);
+                        stylemap::seeds::z_from_seed_numpy_f64(seed, &mut row64);
                     }
                     Sampler::Xoshiro => {
                         // The same stream z_from_seed_xoshiro rounds to f32.
