@@ -84,6 +84,20 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         self.w_avg.as_ref()
     }
 
+    /// Replaces `w_avg` (e.g. after an EMA update or a fresh estimate) and
+    /// returns the old one. Errors, leaving the network unchanged, unless the
+    /// new one has `w_dim` finite elements.
+    pub fn replace_w_avg(&mut self, w_avg: P) -> Result<P, Error> {
+        check_len(Operand::WAvg, w_avg.as_ref(), self.spec.w_dim)?;
+        check_finite(Operand::WAvg, w_avg.as_ref())?;
+        Ok(core::mem::replace(&mut self.w_avg, w_avg))
+    }
+
+    /// Takes the network apart: `(spec, folded parameters, w_avg)`.
+    pub fn into_parts(self) -> (MappingSpec, P, P) {
+        (self.spec, self.params, self.w_avg)
+    }
+
     /// The label embedding (conditional networks) and the fc layers, in order.
     pub fn layers(
         &self,

@@ -387,3 +387,25 @@ fn psi_zero_gives_w_avg_exactly_and_psi_one_gives_w() {
         assert_eq!(row, &w, "cutoff 0 truncates nothing");
     }
 }
+
+#[test]
+fn replace_w_avg_validates_and_swaps() {
+    let spec = MappingSpec::nvlabs(3, 0, 5, 2, 2);
+    let raw = raw_net(spec, 13);
+    let params = fold_raw(&raw).unwrap();
+    let mut net = MappingNetwork::new(spec, params, raw.w_avg.clone()).unwrap();
+    assert!(net.replace_w_avg(vec![0.0; 4]).is_err());
+    assert_eq!(
+        net.replace_w_avg(vec![0.0, 1.0, f32::NAN, 0.0, 0.0]).err(),
+        Some(Error::NonFinite {
+            what: Operand::WAvg,
+            index: 2
+        })
+    );
+    assert_eq!(net.w_avg(), &raw.w_avg[..]);
+    let old = net.replace_w_avg(vec![1.0; 5]).unwrap();
+    assert_eq!(old, raw.w_avg);
+    assert_eq!(net.w_avg(), &[1.0; 5]);
+    let (s, p, a) = net.into_parts();
+    assert_eq!((s, p.len(), a), (spec, spec.param_len(), vec![1.0; 5]));
+}

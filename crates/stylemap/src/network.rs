@@ -227,11 +227,7 @@ impl Network {
             )));
         }
         crate::error::check_finite("w_avg", &w_avg, 0)?;
-        let kernel = self.core.kernel();
-        // The core network has no setter: rebuild it around a copy of the
-        // same parameters (a few ms for 8x512).
-        let params = self.core.params().to_vec();
-        self.core = MappingNetwork::new(spec, params, w_avg)?.with_kernel(kernel)?;
+        self.core.replace_w_avg(w_avg)?;
         self.w_avg_source = source;
         Ok(())
     }
