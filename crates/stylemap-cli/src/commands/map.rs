@@ -6,7 +6,6 @@
 //! w files skip the mapping: `[N, w_dim]` is broadcast and truncated,
 //! `[N, num_ws, w_dim]` (projected latents) is truncated as is.
 
-use stylemap::core::sampler;
 use stylemap::{Mapper, Network};
 
 use crate::cli::MapArgs;

@@ -4,7 +4,6 @@
 //! layers by `--psi`, and for each (row, col) the output is the row's ws with
 //! the `--styles` layers replaced by the column's: `[R, C, num_ws, w_dim]`.
 
-use stylemap::core::sampler;
 use stylemap::{Mapper, Network};
 
 use crate::cli::MixArgs;
