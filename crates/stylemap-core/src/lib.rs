@@ -9,6 +9,10 @@
 //! - [`kernels`] holds the fused GEMV kernels: a scalar oracle, a portable
 //!   SIMD kernel and hand-written AVX2 / AVX-512 / NEON kernels picked at run
 //!   time, chosen by a [`Kernel`] value.
+//! - [`kernels::gemm`] is the batched path: weights packed once into panels
+//!   ([`kernels::gemm::pack_network`]), register-blocked kernels that stream
+//!   them once per batch, and [`PackedNetwork::forward_batch`] for many
+//!   samples per call, still without allocation.
 //! - [`sampler`] draws z: numpy's `RandomState(seed).randn` bit for bit, and
 //!   Box-Muller over xoshiro256++.
 //!
@@ -60,7 +64,12 @@ pub mod sampler;
 pub mod spec;
 pub mod truncation;
 
+/// The numeric contract: what is promised for every input, and how it is tested.
+#[doc = include_str!("contract.md")]
+pub mod contract {}
+
 pub use error::{Error, Operand};
 pub use kernels::Kernel;
+pub use kernels::gemm::PackedNetwork;
 pub use network::MappingNetwork;
 pub use spec::{Activation, MappingSpec};

@@ -2,39 +2,26 @@
 //! 512 and 1024, with misaligned slices; bit-for-bit determinism; and a check
 //! that every kernel this CPU supports was actually run.
 //!
-//! Environment (read here, since the core has none):
-//! - `STYLEMAP_KERNEL=<name>` tests only that kernel (it must be available
-//!   here, or the suite fails rather than silently testing nothing).
-//! - `STYLEMAP_REQUIRE_KERNELS=avx2,avx512` fails the suite unless each listed
-//!   kernel is available, so a CI runner that lost a feature cannot silently
-//!   fall back to the portable kernel.
+//! Environment: `STYLEMAP_KERNEL` and `STYLEMAP_REQUIRE_KERNELS`, see
+//! `common/mod.rs` (shared with `gemm.rs`).
 //!
 //! Tolerance (stated, not tuned): two f32 dot products of length n summed in
 //! different orders each lie within gamma_n * sum|W||x| of the exact value
 //! (gamma_n = n eps / (1 - n eps), Higham 3.1), so they differ by at most
 //! `2 (n + 2) eps (sum_k |W[r,k] x[k]| + |b[r]|)`; the +2 covers the bias
-//! add and FMA-vs-separate rounding. lrelu has slope <= 1 and cannot widen it.
+//! add and FMA-vs-separate rounding. lrelu has slope <= 1 and cannot widen it
+//! (`common::dot_bound`).
 
-use rand_core::{Rng, SeedableRng};
+mod common;
+
+use common::{
+    assert_all_exercised, assert_required_kernels, dot_bound as bound, for_each_kernel, under_test,
+    uniform,
+};
+use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::kernels::{self, Kernel};
 use stylemap_core::{Activation, Error};
-
-fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|_| (rng.next_u32() >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
-        .collect()
-}
-
-fn bound(w: &[f32], b: f32, x: &[f32]) -> f32 {
-    let mag: f64 = w
-        .iter()
-        .zip(x)
-        .map(|(&a, &c)| f64::from((a * c).abs()))
-        .sum();
-    let n = x.len() as f64;
-    (2.0 * (n + 2.0) * f64::from(f32::EPSILON) * (mag + f64::from(b.abs()))) as f32
-}
 
 /// Runs `kernel` and the oracle on `rows x cols` starting `offset` floats into
 /// their buffers (so SIMD loads are misaligned for odd offsets).
@@ -55,65 +42,6 @@ fn check(kernel: Kernel, rows: usize, cols: usize, offset: usize, act: Activatio
             (g - e).abs() <= tol,
             "{kernel:?} {rows}x{cols}+{offset} {act:?} row {r}: {g} vs oracle {e} (tol {tol})"
         );
-    }
-}
-
-fn available() -> Vec<Kernel> {
-    Kernel::ALL
-        .iter()
-        .copied()
-        .filter(|k| k.is_available())
-        .collect()
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parse_kernel(name: &str) -> Kernel {
-    let name = name.trim();
-    Kernel::from_name(name).unwrap_or_else(|| {
-        let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
-        panic!("unknown kernel {name:?}; known: {known:?}")
-    })
-}
-
-/// The kernels this run tests: every available one, or only the one named by
-/// `STYLEMAP_KERNEL` (which must be available).
-fn under_test() -> Vec<Kernel> {
-    match env(Kernel::ENV_VAR) {
-        None => available(),
-        Some(name) => {
-            let k = parse_kernel(&name);
-            assert!(
-                k.is_available(),
-                "{}={name} but that kernel is not available on this CPU/build",
-                Kernel::ENV_VAR
-            );
-            vec![k]
-        }
-    }
-}
-
-/// Runs `f` for every kernel under test and returns the kernels it ran.
-fn for_each_kernel(mut f: impl FnMut(Kernel)) -> Vec<Kernel> {
-    let kernels = under_test();
-    for &k in &kernels {
-        f(k);
-    }
-    kernels
-}
-
-/// Fails unless `ran` covers every kernel this CPU supports (or, with
-/// `STYLEMAP_KERNEL`, exactly the forced one).
-fn assert_all_exercised(ran: &[Kernel]) {
-    match env(Kernel::ENV_VAR) {
-        None => {
-            for k in available() {
-                assert!(ran.contains(&k), "{k:?} is available here but was not run");
-            }
-        }
-        Some(name) => assert_eq!(ran, [parse_kernel(&name)], "{}={name}", Kernel::ENV_VAR),
     }
 }
 
@@ -261,20 +189,7 @@ fn detection_matches_std_and_required_kernels_are_available() {
     assert_eq!(Kernel::best(), want);
     assert_eq!(Kernel::best(), Kernel::best(), "the choice is stable");
 
-    if let Some(list) = env("STYLEMAP_REQUIRE_KERNELS") {
-        for name in list.split(',').filter(|n| !n.trim().is_empty()) {
-            let k = parse_kernel(name);
-            assert!(
-                k.is_available(),
-                "STYLEMAP_REQUIRE_KERNELS lists {name} but it is not available here"
-            );
-            assert!(
-                under_test().contains(&k),
-                "{name} is required but {} excludes it",
-                Kernel::ENV_VAR
-            );
-        }
-    }
+    assert_required_kernels();
 }
 
 /// Each kernel is deterministic: the same input twice, the same values at

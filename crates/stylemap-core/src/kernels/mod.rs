@@ -18,6 +18,9 @@
 //! | [`Kernel::Avx2`] | `x86::gemv_f32x8_avx2` | x86-64 with AVX2 + FMA (detected) |
 //! | [`Kernel::Neon`] | `neon::gemv_f32x4_neon` | aarch64 (NEON is baseline) |
 //!
+//! The batched kernels (many samples per pass over packed weights) live in
+//! [`gemm`]; the same [`Kernel`] value selects them.
+//!
 //! # Dispatch
 //!
 //! Every variant exists on every target; [`Kernel::is_available`] says
@@ -31,7 +34,9 @@
 //! and this crate's tests honour the variable named by [`Kernel::ENV_VAR`]
 //! (`STYLEMAP_KERNEL=avx2`, looked up with [`Kernel::from_name`]).
 
+pub mod gemm;
 pub mod portable;
+pub mod probe;
 pub mod scalar;
 #[cfg(any(
     target_arch = "x86_64",

@@ -1,0 +1,125 @@
+//! Helpers shared by the kernel suites (`kernels.rs`, `gemm.rs`): random
+//! data, the kernels under test, and the "every available kernel was run"
+//! discipline.
+//!
+//! Environment (read here, since the core has none):
+//! - `STYLEMAP_KERNEL=<name>` tests only that kernel (it must be available
+//!   here, or the suite fails rather than silently testing nothing).
+//! - `STYLEMAP_REQUIRE_KERNELS=avx2,avx512` fails the suite unless each listed
+//!   kernel is available, so a CI runner that lost a feature cannot silently
+//!   fall back to the portable kernel.
+#![allow(dead_code)] // each suite uses its own subset
+
+use rand_core::Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use stylemap_core::Kernel;
+
+/// `n` values uniform in [-1, 1).
+pub fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| (rng.next_u32() >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        .collect()
+}
+
+/// f32's smallest subnormal, 2^-149: the absolute error of a product that
+/// underflows.
+pub const TINY: f64 = 1.401_298_464_324_817e-45;
+
+/// The bound on the difference of two f32 evaluations of `b + sum_k w[k] x[k]`
+/// summed in different orders (with or without FMA): each lies within
+/// gamma_{n+1} (sum_k |w[k] x[k]| + |b|) of the exact value (Higham 3.1,
+/// gamma_n = n eps / (1 - n eps)), plus `tiny` per term for underflowing
+/// products, so they differ by at most
+/// `2 (n + 2) (eps (sum_k |w[k] x[k]| + |b|) + tiny)`. lrelu has slope <= 1
+/// and cannot widen it.
+pub fn dot_bound(w: &[f32], b: f32, x: &[f32]) -> f32 {
+    let mag: f64 = w
+        .iter()
+        .zip(x)
+        .map(|(&a, &c)| f64::from(a).abs() * f64::from(c).abs())
+        .sum();
+    let n = x.len() as f64;
+    let eps = f64::from(f32::EPSILON);
+    (2.0 * (n + 2.0) * (eps * (mag + f64::from(b.abs())) + TINY)) as f32
+}
+
+/// Every kernel this CPU and build can run.
+pub fn available() -> Vec<Kernel> {
+    Kernel::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_available())
+        .collect()
+}
+
+/// A non-empty environment variable.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A kernel by name; panics listing the known names otherwise.
+pub fn parse_kernel(name: &str) -> Kernel {
+    let name = name.trim();
+    Kernel::from_name(name).unwrap_or_else(|| {
+        let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+        panic!("unknown kernel {name:?}; known: {known:?}")
+    })
+}
+
+/// The kernels this run tests: every available one, or only the one named by
+/// `STYLEMAP_KERNEL` (which must be available).
+pub fn under_test() -> Vec<Kernel> {
+    match env(Kernel::ENV_VAR) {
+        None => available(),
+        Some(name) => {
+            let k = parse_kernel(&name);
+            assert!(
+                k.is_available(),
+                "{}={name} but that kernel is not available on this CPU/build",
+                Kernel::ENV_VAR
+            );
+            vec![k]
+        }
+    }
+}
+
+/// Runs `f` for every kernel under test and returns the kernels it ran.
+pub fn for_each_kernel(mut f: impl FnMut(Kernel)) -> Vec<Kernel> {
+    let kernels = under_test();
+    for &k in &kernels {
+        f(k);
+    }
+    kernels
+}
+
+/// Fails unless `ran` covers every kernel this CPU supports (or, with
+/// `STYLEMAP_KERNEL`, exactly the forced one).
+pub fn assert_all_exercised(ran: &[Kernel]) {
+    match env(Kernel::ENV_VAR) {
+        None => {
+            for k in available() {
+                assert!(ran.contains(&k), "{k:?} is available here but was not run");
+            }
+        }
+        Some(name) => assert_eq!(ran, [parse_kernel(&name)], "{}={name}", Kernel::ENV_VAR),
+    }
+}
+
+/// Checks `STYLEMAP_REQUIRE_KERNELS`: each listed kernel is available and
+/// under test.
+pub fn assert_required_kernels() {
+    if let Some(list) = env("STYLEMAP_REQUIRE_KERNELS") {
+        for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+            let k = parse_kernel(name);
+            assert!(
+                k.is_available(),
+                "STYLEMAP_REQUIRE_KERNELS lists {name} but it is not available here"
+            );
+            assert!(
+                under_test().contains(&k),
+                "{name} is required but {} excludes it",
+                Kernel::ENV_VAR
+            );
+        }
+    }
+}
