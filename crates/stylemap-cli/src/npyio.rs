@@ -1,81 +1,34 @@
-//! Reading and writing `.npy` files (through the `npyz` crate), and atomic
+//! Reading and writing `.npy` files (through [`stylemap::npy`]), and atomic
 //! output.
 //!
 //! Inputs must be little-endian float32 (`<f4`) or float64 (`<f8`) in C
-//! order; anything else is refused with a message naming the file. Before
-//! `npyz` sees a file, its preamble is checked against the file size, so a
-//! corrupt header can neither make us allocate gigabytes nor promise more
-//! data than the file holds. Data is then streamed: a file of any size is
-//! read a batch at a time.
+//! order; anything else is refused with a message naming the file. Every
+//! number in a header is checked against the file size before it is used
+//! (see [`stylemap::npy`]), so a corrupt header can neither make us allocate
+//! gigabytes nor promise more data than the file holds. Data is then
+//! streamed: a file of any size is read a batch at a time.
 //!
 //! Outputs are written to a hidden temporary file `.NAME.tmp-PID` in the
 //! destination's directory and renamed over the destination only when
 //! complete; the temporary file is deleted on every error path and on
-//! Ctrl-C (see [`crate::interrupt`]).
+//! Ctrl-C (see [`crate::interrupt`]). A destination that exists and is not
+//! a regular file (a device such as `/dev/null`, a pipe, a socket) is
+//! refused: renaming over it would replace it.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use npyz::{DType, NpyFile, NpyHeader, NpyReader, NpyWriter, Order, TypeStr, WriterBuilder};
+pub use stylemap::npy::{Dtype, shape_str};
+use stylemap::npy::{Element, Reader, Writer};
 
 use crate::error::{Failure, Result};
 use crate::interrupt;
 
-/// Largest header (the Python dict after the preamble) we accept. numpy
-/// itself refuses headers over 10 000 bytes by default.
-const MAX_HEADER_LEN: u64 = 64 * 1024;
-
-/// The float types we read and write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dtype {
-    /// Little-endian float32, `<f4`.
-    F32,
-    /// Little-endian float64, `<f8`.
-    F64,
-}
-
-impl Dtype {
-    fn descr(self) -> &'static str {
-        match self {
-            Dtype::F32 => "<f4",
-            Dtype::F64 => "<f8",
-        }
-    }
-
-    fn size(self) -> u64 {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
-        }
-    }
-
-    fn type_str(self) -> TypeStr {
-        // Both strings are valid numpy type strings.
-        self.descr()
-            .parse()
-            .unwrap_or_else(|_| unreachable!("valid type string"))
-    }
-}
-
-/// Formats a shape like numpy's `[3, 512]`.
-pub fn shape_str(shape: &[u64]) -> String {
-    let items: Vec<String> = shape.iter().map(u64::to_string).collect();
-    format!("[{}]", items.join(", "))
-}
-
-enum Values {
-    F32(NpyReader<f32, BufReader<File>>),
-    F64(NpyReader<f64, BufReader<File>>),
-}
-
 /// An open `.npy` input: header validated, data streamed on demand.
 pub struct NpyInput {
     name: String,
-    shape: Vec<u64>,
-    dtype: Dtype,
-    values: Values,
-    consumed: u64,
+    reader: Reader<BufReader<File>>,
 }
 
 impl NpyInput {
@@ -87,61 +40,15 @@ impl NpyInput {
         if meta.is_dir() {
             return Err(err("is a directory, not a .npy file".into()));
         }
-        let file_len = meta.len();
-        if file_len == 0 {
-            return Err(err("file is empty (0 bytes), not a .npy file".into()));
+        if !meta.is_file() {
+            // Opening a FIFO would block until a writer appears.
+            return Err(err(
+                "not a regular file (a pipe, device or socket); save the array to a file".into(),
+            ));
         }
-        let mut file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        let (header, data_start) = read_header(&mut file, file_len).map_err(err)?;
-
-        let dtype = match header.dtype() {
-            DType::Plain(ts) if ts.to_string() == "<f4" => Dtype::F32,
-            DType::Plain(ts) if ts.to_string() == "<f8" => Dtype::F64,
-            other => {
-                return Err(err(format!(
-                    "unsupported dtype '{}' (expected little-endian float32 '<f4' or float64 '<f8')",
-                    other.descr().trim_matches('\'')
-                )));
-            }
-        };
-        let shape = header.shape().to_vec();
-        if header.order() == Order::Fortran {
-            return Err(err(format!(
-                "array of shape {} is in Fortran order; save it in C order \
-                 (np.ascontiguousarray) instead",
-                shape_str(&shape)
-            )));
-        }
-        let count = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| err(format!("shape {} is too large", shape_str(&shape))))?;
-        let need = count
-            .checked_mul(dtype.size())
-            .ok_or_else(|| err(format!("shape {} is too large", shape_str(&shape))))?;
-        let have = file_len - data_start;
-        if have < need {
-            return Err(err(format!(
-                "truncated: shape {} needs {need} bytes of data but the file holds {have}",
-                shape_str(&shape)
-            )));
-        }
-
-        file.seek(SeekFrom::Start(data_start))
-            .map_err(|e| err(format!("cannot read: {e}")))?;
-        let npy = NpyFile::with_header(header, BufReader::with_capacity(1 << 16, file));
-        let bad_dtype = |e: npyz::DTypeError| err(format!("cannot read values: {e}"));
-        let values = match dtype {
-            Dtype::F32 => Values::F32(npy.data::<f32>().map_err(bad_dtype)?),
-            Dtype::F64 => Values::F64(npy.data::<f64>().map_err(bad_dtype)?),
-        };
-        Ok(NpyInput {
-            name,
-            shape,
-            dtype,
-            values,
-            consumed: 0,
-        })
+        let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        let reader = Reader::new(BufReader::with_capacity(1 << 16, file), meta.len(), path)?;
+        Ok(NpyInput { name, reader })
     }
 
     /// The file name as given on the command line.
@@ -151,107 +58,20 @@ impl NpyInput {
 
     /// The array's shape.
     pub fn shape(&self) -> &[u64] {
-        &self.shape
+        self.reader.shape()
     }
 
     /// The element type.
     pub fn dtype(&self) -> Dtype {
-        self.dtype
+        self.reader.dtype()
     }
 
     /// Reads the next `out.len()` values (float64 is rounded to float32),
     /// rejecting NaN and infinities. `row_len` only serves error messages
     /// ("row 3 holds NaN").
     pub fn read_f32(&mut self, out: &mut [f32], row_len: usize) -> Result<()> {
-        let start = self.consumed;
-        let name = &self.name;
-        let io_err = |e: io::Error| Failure::msg(format!("{name}: cannot read values: {e}"));
-        let mut next = || -> Result<f32> {
-            let v = match &mut self.values {
-                Values::F32(r) => r.next().transpose().map_err(io_err)?,
-                #[allow(clippy::cast_possible_truncation)]
-                Values::F64(r) => r.next().transpose().map_err(io_err)?.map(|v| v as f32),
-            };
-            v.ok_or_else(|| Failure::msg(format!("{name}: unexpected end of data")))
-        };
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = next()?;
-            if !v.is_finite() {
-                let flat = start + i as u64;
-                let row = flat / row_len.max(1) as u64;
-                let what = if v.is_nan() { "NaN" } else { "an infinity" };
-                return Err(Failure::msg(format!(
-                    "{name}: row {row} holds {what} (values must be finite)"
-                )));
-            }
-            *slot = v;
-        }
-        self.consumed += out.len() as u64;
-        Ok(())
+        Ok(self.reader.read_f32(out, row_len)?)
     }
-}
-
-/// Reads and checks the preamble, then lets `npyz` parse the header dict.
-/// Returns the header and the offset of the data.
-fn read_header(file: &mut File, file_len: u64) -> std::result::Result<(NpyHeader, u64), String> {
-    let mut magic = [0u8; 8];
-    if file_len < 10 {
-        return Err(format!("not a .npy file (only {file_len} bytes)"));
-    }
-    file.read_exact(&mut magic)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if &magic[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic bytes)".into());
-    }
-    let (len_bytes, header_len) = match (magic[6], magic[7]) {
-        (1, 0) => {
-            let mut b = [0u8; 2];
-            file.read_exact(&mut b)
-                .map_err(|e| format!("cannot read header: {e}"))?;
-            (2u64, u64::from(u16::from_le_bytes(b)))
-        }
-        (2 | 3, 0) => {
-            let mut b = [0u8; 4];
-            file.read_exact(&mut b)
-                .map_err(|_| "truncated .npy header".to_string())?;
-            (4u64, u64::from(u32::from_le_bytes(b)))
-        }
-        (major, minor) => return Err(format!("unsupported .npy format version {major}.{minor}")),
-    };
-    let data_start = 8 + len_bytes + header_len;
-    if data_start > file_len {
-        return Err(format!(
-            "truncated .npy header ({header_len} bytes announced, {} present)",
-            file_len - 8 - len_bytes
-        ));
-    }
-    if header_len > MAX_HEADER_LEN {
-        return Err(format!(
-            ".npy header of {header_len} bytes is larger than the {MAX_HEADER_LEN} allowed"
-        ));
-    }
-    // Hand npyz the whole preamble + header from memory (bounded above).
-    let mut buf = vec![0u8; usize::try_from(data_start).map_err(|_| "header too large")?];
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read header: {e}"))?;
-    let header = parse_header_quietly(&buf).map_err(|e| format!("malformed .npy header: {e}"))?;
-    Ok((header, data_start))
-}
-
-/// `npyz` computes the element count with a plain product, which panics on
-/// overflow in debug builds; a hostile shape must give an error instead.
-fn parse_header_quietly(bytes: &[u8]) -> io::Result<NpyHeader> {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| NpyHeader::from_reader(bytes));
-    std::panic::set_hook(previous);
-    result.unwrap_or_else(|_| {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "shape is too large",
-        ))
-    })
 }
 
 /// An output file written atomically: data goes to `.NAME.tmp-PID` beside
@@ -276,14 +96,33 @@ impl OutputFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        if !dir.is_dir() {
-            return Err(err(format!(
-                "cannot write: directory '{}' does not exist",
-                dir.display()
-            )));
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(err(format!(
+                    "cannot write: '{}' is not a directory",
+                    dir.display()
+                )));
+            }
+            Err(_) => {
+                return Err(err(format!(
+                    "cannot write: directory '{}' does not exist",
+                    dir.display()
+                )));
+            }
         }
-        if path.is_dir() {
-            return Err(err("cannot write: is a directory".into()));
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.is_dir() {
+                return Err(err("cannot write: is a directory".into()));
+            }
+            if !m.is_file() {
+                return Err(err(
+                    "cannot write: not a regular file (a device, pipe or socket); \
+                     the output is written to a temporary file and renamed over the \
+                     destination, which would replace it"
+                        .into(),
+                ));
+            }
         }
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(file_name);
@@ -307,37 +146,19 @@ impl OutputFile {
         })
     }
 
-    fn io_err(&self, e: &io::Error) -> Failure {
+    fn io_err(&self, e: &std::io::Error) -> Failure {
         Failure::msg(format!("{}: cannot write: {e}", self.path.display()))
     }
 
-    /// Starts an `.npy` array of `shape` (C order, little-endian `dtype`).
-    pub fn npy<T: npyz::Serialize + ?Sized>(
-        &mut self,
-        dtype: Dtype,
-        shape: &[u64],
-    ) -> Result<NpyOut<'_, T>> {
+    /// Starts an `.npy` array of `shape` (C order, little-endian `dtype`,
+    /// which must be `T`'s).
+    pub fn npy<T: Element>(&mut self, dtype: Dtype, shape: &[u64]) -> Result<NpyOut<'_, T>> {
+        debug_assert_eq!(dtype, T::DTYPE);
         let path = self.path.display().to_string();
-        // npyz multiplies the shape out; an overflow must be an error.
-        shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .and_then(|n| n.checked_mul(dtype.size()))
-            .ok_or_else(|| {
-                Failure::msg(format!(
-                    "{path}: an output of shape {} is too large",
-                    shape_str(shape)
-                ))
-            })?;
         let Some(w) = self.writer.as_mut() else {
             unreachable!("writer is present until commit")
         };
-        let writer = npyz::WriteOptions::new()
-            .dtype(DType::Plain(dtype.type_str()))
-            .shape(shape)
-            .writer(w)
-            .begin_nd()
-            .map_err(|e| Failure::msg(format!("{path}: cannot write: {e}")))?;
+        let writer = Writer::new(w, shape).map_err(|e| Failure::msg(format!("{path}: {e}")))?;
         Ok(NpyOut { writer, path })
     }
 
@@ -367,20 +188,17 @@ impl Drop for OutputFile {
 }
 
 /// An `.npy` array being written into an [`OutputFile`].
-pub struct NpyOut<'a, T: npyz::Serialize + ?Sized> {
-    writer: NpyWriter<T, &'a mut BufWriter<File>>,
+pub struct NpyOut<'a, T: Element> {
+    writer: Writer<&'a mut BufWriter<File>, T>,
     path: String,
 }
 
-impl<T: npyz::Serialize + Copy> NpyOut<'_, T> {
+impl<T: Element> NpyOut<'_, T> {
     /// Appends values in C order.
     pub fn write(&mut self, values: &[T]) -> Result<()> {
-        for v in values {
-            self.writer
-                .push(v)
-                .map_err(|e| Failure::msg(format!("{}: cannot write: {e}", self.path)))?;
-        }
-        Ok(())
+        self.writer
+            .write(values)
+            .map_err(|e| Failure::msg(format!("{}: {e}", self.path)))
     }
 
     /// Checks the element count against the shape and flushes.
@@ -388,7 +206,8 @@ impl<T: npyz::Serialize + Copy> NpyOut<'_, T> {
         let path = self.path;
         self.writer
             .finish()
-            .map_err(|e| Failure::msg(format!("{path}: cannot write: {e}")))
+            .map(|_| ())
+            .map_err(|e| Failure::msg(format!("{path}: {e}")))
     }
 }
 

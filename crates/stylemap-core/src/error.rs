@@ -115,6 +115,15 @@ pub enum Error {
     },
     /// The requested kernel cannot run on this CPU or build.
     KernelUnavailable,
+    /// Every input was finite but the result was not: a value exceeded
+    /// `f32::MAX` in flight (weights, labels or a truncation `psi` too large
+    /// for f32 arithmetic; see the crate's numeric contract).
+    Overflow {
+        /// The result that would have held the non-finite value.
+        what: Operand,
+        /// Index of its first non-finite element.
+        index: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -143,6 +152,11 @@ impl fmt::Display for Error {
                 "the network is conditional (c_dim {c_dim}) but c has {actual} elements"
             ),
             Error::KernelUnavailable => f.write_str("the requested kernel is not available here"),
+            Error::Overflow { what, index } => write!(
+                f,
+                "{what} overflowed f32 at index {index} although every input was finite \
+                 (values too large for f32 arithmetic)"
+            ),
         }
     }
 }
@@ -159,6 +173,15 @@ pub(crate) fn check_len(what: Operand, buf: &[f32], expected: usize) -> Result<(
             expected,
             actual: buf.len(),
         })
+    }
+}
+
+/// Checks every element of a computed result is finite (inputs having been
+/// checked already): a non-finite value can then only be an overflow.
+pub(crate) fn check_overflow(what: Operand, buf: &[f32]) -> Result<(), Error> {
+    match buf.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::Overflow { what, index }),
     }
 }
 

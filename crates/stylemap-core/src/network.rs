@@ -1,6 +1,6 @@
 //! The mapping network: validated once, then z (+ c) -> w with no allocation.
 
-use crate::error::{Error, Operand, check_finite, check_len};
+use crate::error::{Error, Operand, check_finite, check_len, check_overflow};
 use crate::fold::{self, FoldedLayer};
 use crate::kernels::{self, Kernel};
 use crate::spec::MappingSpec;
@@ -134,8 +134,15 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
     ///
     /// `z` has `z_dim` elements; `c` has `c_dim` (empty for unconditional
     /// networks); `w` receives `w_dim`; `scratch` needs at least
-    /// [`MappingSpec::scratch_len`] elements. Errors only for wrong lengths or
-    /// non-finite `z`/`c`, before anything is written.
+    /// [`MappingSpec::scratch_len`] elements.
+    ///
+    /// Errors for wrong lengths or non-finite `z`/`c` before anything is
+    /// written, and with [`Error::Overflow`] (`what` = [`Operand::W`]) if the
+    /// result is not finite although the inputs were: weights or a label so
+    /// large that an activation exceeded `f32::MAX`. A non-finite activation
+    /// anywhere makes every later one non-finite, so checking `w` (O(w_dim))
+    /// catches an overflow in any layer; `w`'s contents are then unspecified.
+    /// See the crate's numeric contract.
     pub fn forward(
         &self,
         z: &[f32],
@@ -190,7 +197,7 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
                 width = layer.out_features;
             }
         }
-        Ok(())
+        check_overflow(Operand::W, w)
     }
 
     /// Broadcasts `w` to `ws [num_ws, w_dim]` and truncates toward this

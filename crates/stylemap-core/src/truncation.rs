@@ -35,10 +35,16 @@ pub fn lerp(start: f32, end: f32, weight: f32) -> f32 {
 }
 
 /// Truncates the `w_dim`-wide rows `0..cutoff` of `ws` toward `w_avg` in place:
-/// `ws[i] = lerp(w_avg, ws[i], psi)`. psi = 1 returns without touching `ws`.
+/// `ws[i] = lerp(w_avg, ws[i], psi)`. psi = 1 returns without touching `ws`;
+/// psi = 0 sets the rows to `w_avg` exactly; a cutoff of 0 changes nothing.
 ///
-/// Errors if `ws.len()` is not a multiple of `w_avg.len()` (which must be
-/// non-empty) or `psi` is not finite.
+/// Errors, leaving `ws` untouched, if `ws.len()` is not a multiple of
+/// `w_avg.len()` (which must be non-empty), if `psi`, `w_avg` or `ws` holds
+/// NaN or an infinity ([`Error::NonFinite`] naming the first one), or if a
+/// truncated value would overflow f32 ([`Error::Overflow`] on
+/// [`Operand::Ws`]: `|psi|` or `|ws - w_avg|` near `f32::MAX`). The overflow
+/// check is a second pass over the truncated rows, computed before anything
+/// is written.
 pub fn truncate_in_place(ws: &mut [f32], w_avg: &[f32], t: Truncation) -> Result<(), Error> {
     let w_dim = w_avg.len();
     if w_dim == 0 {
@@ -53,10 +59,23 @@ pub fn truncate_in_place(ws: &mut [f32], w_avg: &[f32], t: Truncation) -> Result
         });
     }
     check_finite(Operand::Psi, &[t.psi])?;
+    check_finite(Operand::WAvg, w_avg)?;
+    check_finite(Operand::Ws, ws)?;
     if t.psi == 1.0 {
         return Ok(());
     }
     let rows = t.cutoff.unwrap_or(usize::MAX).min(ws.len() / w_dim);
+    // Check first, so an overflow leaves `ws` as it was.
+    for (r, row) in ws.chunks_exact(w_dim).take(rows).enumerate() {
+        for (k, (&v, &avg)) in row.iter().zip(w_avg).enumerate() {
+            if !lerp(avg, v, t.psi).is_finite() {
+                return Err(Error::Overflow {
+                    what: Operand::Ws,
+                    index: r * w_dim + k,
+                });
+            }
+        }
+    }
     for row in ws.chunks_exact_mut(w_dim).take(rows) {
         for (v, &avg) in row.iter_mut().zip(w_avg) {
             *v = lerp(avg, *v, t.psi);
@@ -68,6 +87,9 @@ pub fn truncate_in_place(ws: &mut [f32], w_avg: &[f32], t: Truncation) -> Result
 /// `ws[i, :] = w` for `i in 0..num_ws`, then [`truncate_in_place`].
 ///
 /// `w` and `w_avg` have `w_dim` elements, `ws` has `num_ws * w_dim`.
+/// Errors, before anything is written, for wrong lengths, a non-finite
+/// `psi`, `w` or `w_avg`, or a truncated value that would overflow f32
+/// (see [`truncate_in_place`]).
 pub fn broadcast_truncate(
     w: &[f32],
     w_avg: &[f32],
@@ -86,6 +108,19 @@ pub fn broadcast_truncate(
         num_ws.checked_mul(w_dim).ok_or(Error::TooLarge)?,
     )?;
     check_finite(Operand::Psi, &[t.psi])?;
+    check_finite(Operand::W, w)?;
+    check_finite(Operand::WAvg, w_avg)?;
+    if t.psi != 1.0 && t.cutoff != Some(0) {
+        // Every truncated row is the same: check it once before writing.
+        for (index, (&v, &avg)) in w.iter().zip(w_avg).enumerate() {
+            if !lerp(avg, v, t.psi).is_finite() {
+                return Err(Error::Overflow {
+                    what: Operand::Ws,
+                    index,
+                });
+            }
+        }
+    }
     for row in ws.chunks_exact_mut(w_dim.max(1)) {
         row.copy_from_slice(w);
     }

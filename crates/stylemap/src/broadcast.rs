@@ -3,6 +3,12 @@
 //! Shapes are row-major: w is `[N, w_dim]`, ws is `[N, num_ws, w_dim]`.
 //! Every function checks its lengths and returns an [`Error`] instead of
 //! panicking; nothing is written when an argument is rejected.
+//!
+//! Numbers (the core's numeric contract): every float input must be finite
+//! (NaN or an infinity is an error naming the sample and element), and a
+//! result that would not be finite although the inputs are (an extrapolation
+//! by a huge `psi` or `t`, values near `f32::MAX`) is an error too, detected
+//! before anything is written.
 
 use stylemap_core::truncation::{self, Truncation};
 
@@ -20,6 +26,28 @@ fn layer_len(len: usize, num_ws: usize, what: &str) -> Result<usize, Error> {
     Ok(len / num_ws)
 }
 
+/// The first `i` for which `f(i)` is not finite, as an overflow error on `what`.
+fn check_results(
+    what: &str,
+    len: usize,
+    row_len: usize,
+    f: impl Fn(usize) -> f32,
+) -> Result<(), Error> {
+    match (0..len).find(|&i| !f(i).is_finite()) {
+        None => Ok(()),
+        Some(i) => {
+            let at = match i.checked_div(row_len) {
+                Some(sample) => format!("sample {sample}, element {}", i % row_len),
+                None => format!("element {i}"),
+            };
+            Err(Error::invalid(format!(
+                "{what} would overflow f32 at {at} although every input is finite \
+                 (values too large for f32 arithmetic)"
+            )))
+        }
+    }
+}
+
 fn same_len(names: [&str; 2], a: usize, b: usize) -> Result<(), Error> {
     if a == b {
         Ok(())
@@ -34,7 +62,8 @@ fn same_len(names: [&str; 2], a: usize, b: usize) -> Result<(), Error> {
 /// `ws[n, i, :] = w[n, :]` for every sample `n` and layer `i < num_ws`
 /// (SPEC §1 step 4).
 ///
-/// `w` is `[N, w_dim]`, `ws` must be `[N, num_ws, w_dim]`.
+/// `w` is `[N, w_dim]`, `ws` must be `[N, num_ws, w_dim]`. Errors for bad
+/// lengths or a non-finite `w`.
 pub fn broadcast(w: &[f32], w_dim: usize, num_ws: usize, ws: &mut [f32]) -> Result<(), Error> {
     if w_dim == 0 || num_ws == 0 {
         return Err(Error::invalid("w_dim and num_ws must be positive"));
@@ -56,6 +85,7 @@ pub fn broadcast(w: &[f32], w_dim: usize, num_ws: usize, ws: &mut [f32]) -> Resu
             ws.len()
         )));
     }
+    check_finite("w", w, w_dim)?;
     for (w_row, sample) in w
         .chunks_exact(w_dim)
         .zip(ws.chunks_exact_mut(num_ws * w_dim))
@@ -73,7 +103,9 @@ pub fn broadcast(w: &[f32], w_dim: usize, num_ws: usize, ws: &mut [f32]) -> Resu
 /// lerp rounding, via [`stylemap_core::truncation::truncate_in_place`].
 ///
 /// psi = 1 leaves `ws` untouched, psi = 0 gives `w_avg` exactly, psi > 1
-/// extrapolates. Errors for a non-finite psi or `w_avg`, or bad lengths.
+/// extrapolates, cutoff `Some(0)` changes nothing. Errors, leaving `ws`
+/// untouched, for bad lengths, a non-finite psi, `w_avg` or `ws`, or a
+/// truncated value that would overflow f32.
 pub fn truncate(
     ws: &mut [f32],
     w_avg: &[f32],
@@ -99,7 +131,21 @@ pub fn truncate(
             w_avg.len()
         )));
     }
+    check_finite("ws", ws, sample_len)?;
     let t = Truncation { psi, cutoff };
+    if psi != 1.0 {
+        // Overflow check over every sample before the first is written.
+        let w_dim = w_avg.len();
+        let rows = cutoff.unwrap_or(num_ws).min(num_ws);
+        check_results("truncated ws", ws.len(), sample_len, |i| {
+            let (k, layer) = (i % w_dim, (i % sample_len) / w_dim);
+            if layer < rows {
+                truncation::lerp(w_avg[k], ws[i], psi)
+            } else {
+                0.0
+            }
+        })?;
+    }
     for sample in ws.chunks_exact_mut(sample_len) {
         truncation::truncate_in_place(sample, w_avg, t)?;
     }
@@ -110,7 +156,8 @@ pub fn truncate(
 /// `out = base` with the listed layers taken from `other`.
 ///
 /// `base`, `other` and `out` are one sample's ws `[num_ws, w_dim]`. Layers
-/// may repeat and come in any order; a layer `>= num_ws` is an error.
+/// may repeat and come in any order; a layer `>= num_ws` is an error, and
+/// so is a non-finite value in `base` or `other`.
 pub fn mix_layers(
     base: &[f32],
     other: &[f32],
@@ -127,6 +174,8 @@ pub fn mix_layers(
             num_ws - 1
         )));
     }
+    check_finite("base", base, 0)?;
+    check_finite("other", other, 0)?;
     out.copy_from_slice(base);
     for &l in layers {
         let r = l * w_dim..(l + 1) * w_dim;
@@ -139,7 +188,8 @@ pub fn mix_layers(
 /// layers `[0, k)` from `first`, `[k, num_ws)` from `second`.
 ///
 /// `k = 0` gives `second`, `k = num_ws` gives `first`; `k > num_ws` is an
-/// error. All buffers are one sample's ws `[num_ws, w_dim]`.
+/// error, and so is a non-finite value in `first` or `second`. All buffers
+/// are one sample's ws `[num_ws, w_dim]`.
 pub fn mix_crossover(
     first: &[f32],
     second: &[f32],
@@ -155,6 +205,8 @@ pub fn mix_crossover(
             "crossover {k} is out of range: the network has {num_ws} ws (0-{num_ws} allowed)"
         )));
     }
+    check_finite("first", first, 0)?;
+    check_finite("second", second, 0)?;
     let split = k * w_dim;
     out[..split].copy_from_slice(&first[..split]);
     out[split..].copy_from_slice(&second[split..]);
@@ -164,13 +216,17 @@ pub fn mix_crossover(
 /// Linear interpolation (for w space): `out = a + t * (b - a)`, element-wise,
 /// with torch's lerp rounding ([`stylemap_core::truncation::lerp`]: `t = 0`
 /// gives `a` and `t = 1` gives `b` exactly). `t` outside `[0, 1]`
-/// extrapolates. Errors on unequal lengths or a non-finite `t`.
+/// extrapolates. Errors on unequal lengths, a non-finite `t`, `a` or `b`, or
+/// a result that would overflow f32 (nothing is written then).
 pub fn lerp(a: &[f32], b: &[f32], t: f32, out: &mut [f32]) -> Result<(), Error> {
     same_len(["a", "b"], a.len(), b.len())?;
     same_len(["a", "out"], a.len(), out.len())?;
     if !t.is_finite() {
         return Err(Error::invalid(format!("t must be finite, got {t}")));
     }
+    check_finite("a", a, 0)?;
+    check_finite("b", b, 0)?;
+    check_results("lerp", a.len(), 0, |i| truncation::lerp(a[i], b[i], t))?;
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = truncation::lerp(x, y, t);
     }
@@ -196,7 +252,8 @@ pub const SLERP_DOT_THRESHOLD: f64 = 0.9995;
 /// ill-conditioned near them: when `|cos θ| > SLERP_DOT_THRESHOLD` (0.9995)
 /// or either vector is zero, this returns [`lerp`] instead (for
 /// antiparallel vectors the path then passes near the origin).
-/// Errors on unequal lengths or a non-finite `t`, `a` or `b`.
+/// Errors on unequal lengths, a non-finite `t`, `a` or `b`, or a result
+/// that would overflow f32 (nothing is written then).
 pub fn slerp(a: &[f32], b: &[f32], t: f32, out: &mut [f32]) -> Result<(), Error> {
     same_len(["a", "b"], a.len(), b.len())?;
     same_len(["a", "out"], a.len(), out.len())?;
@@ -221,8 +278,10 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32, out: &mut [f32]) -> Result<(), Error>
     let sin = theta.sin();
     let t = f64::from(t);
     let (ka, kb) = (((1.0 - t) * theta).sin() / sin, (t * theta).sin() / sin);
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = (ka * f64::from(x) + kb * f64::from(y)) as f32;
+    let at = |i: usize| (ka * f64::from(a[i]) + kb * f64::from(b[i])) as f32;
+    check_results("slerp", a.len(), 0, at)?;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = at(i);
     }
     Ok(())
 }

@@ -51,7 +51,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use safetensors::Dtype;
@@ -220,7 +220,17 @@ impl fmt::Display for Inspection {
 /// Checks everything [`load`] checks except the tensor values (NaN/Inf) and
 /// a missing `num_ws` (reported as `num_ws: None`).
 pub fn inspect(path: &Path) -> Result<Inspection, Error> {
-    let file = SafeFile::open(path)?;
+    inspect_from(SafeFile::open(path)?)
+}
+
+/// [`inspect`] for a safetensors file held in memory; `name` stands for the
+/// file in messages and in [`Inspection::path`].
+pub fn inspect_bytes(bytes: &[u8], name: &Path) -> Result<Inspection, Error> {
+    inspect_from(SafeFile::from_bytes(bytes, name)?)
+}
+
+fn inspect_from<R: Read + Seek>(file: SafeFile<R>) -> Result<Inspection, Error> {
+    let path = file.path.as_path();
     let plan = Plan::new(&file)?;
     let meta = file.metadata();
     let (lr_multiplier, lr_from) = lr_from_metadata(path, &meta)?;
@@ -250,7 +260,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, Error> {
         }
     };
     Ok(Inspection {
-        path: path.to_path_buf(),
+        path: file.path.clone(),
         layout: plan.layout,
         key_prefix: plan.prefix.clone(),
         spec,
@@ -281,7 +291,19 @@ pub fn inspect(path: &Path) -> Result<Inspection, Error> {
 /// `opts.w_avg_samples` z ([`crate::wavg::estimate_w_avg`] with
 /// `opts.w_avg_seed`, all cores), recorded as [`WAvgSource::Estimated`].
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Network, Error> {
-    let mut file = SafeFile::open(path)?;
+    load_from(SafeFile::open(path)?, opts)
+}
+
+/// [`load`] for a safetensors file held in memory (downloaded, embedded,
+/// fuzzed); `name` stands for the file in error messages. Same checks, same
+/// result as writing the bytes to a file and calling [`load`].
+pub fn load_bytes(bytes: &[u8], name: &Path, opts: &LoadOptions) -> Result<Network, Error> {
+    load_from(SafeFile::from_bytes(bytes, name)?, opts)
+}
+
+fn load_from<R: Read + Seek>(mut file: SafeFile<R>, opts: &LoadOptions) -> Result<Network, Error> {
+    let path_buf = file.path.clone();
+    let path = path_buf.as_path();
     let plan = Plan::new(&file)?;
     let meta = file.metadata();
     let lr = match opts.lr_multiplier {
@@ -430,22 +452,53 @@ fn num_ws_from_metadata(
 
 /// An open safetensors file whose header has been parsed and checked against
 /// the file size.
-struct SafeFile {
+struct SafeFile<R> {
     path: PathBuf,
-    file: File,
+    file: R,
     file_bytes: u64,
     data_start: u64,
     header: Metadata,
 }
 
-impl SafeFile {
-    fn open(path: &Path) -> Result<SafeFile, Error> {
+impl SafeFile<File> {
+    fn open(path: &Path) -> Result<SafeFile<File>, Error> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
+        // Check before opening: opening a FIFO blocks until a writer appears.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file (a pipe, device or socket)"
+            };
+            return Err(Error::format(
+                path,
+                format!("{what}: a checkpoint must be a regular safetensors file"),
+            ));
+        }
+        let file = File::open(path).map_err(io)?;
         let file_bytes = file.metadata().map_err(io)?.len();
+        SafeFile::new(path, file, file_bytes)
+    }
+}
+
+impl<'a> SafeFile<Cursor<&'a [u8]>> {
+    fn from_bytes(bytes: &'a [u8], name: &Path) -> Result<Self, Error> {
+        SafeFile::new(name, Cursor::new(bytes), bytes.len() as u64)
+    }
+}
+
+impl<R: Read + Seek> SafeFile<R> {
+    /// Reads and checks the header of `file`, positioned at its start, whose
+    /// size is `file_bytes`.
+    fn new(path: &Path, mut file: R, file_bytes: u64) -> Result<SafeFile<R>, Error> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if file_bytes < 8 {
             return Err(Error::format(
                 path,
@@ -613,7 +666,7 @@ fn shape_str(shape: &[usize]) -> String {
 }
 
 impl Plan {
-    fn new(file: &SafeFile) -> Result<Plan, Error> {
+    fn new<R>(file: &SafeFile<R>) -> Result<Plan, Error> {
         let path = file.path.as_path();
         let tensors = file.header.tensors();
         let get = |name: &str| {

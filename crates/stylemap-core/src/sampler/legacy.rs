@@ -99,7 +99,11 @@ impl LegacyGaussian {
     /// attempts; 1.27 attempts on average). If [`MAX_POLAR_ATTEMPTS`]
     /// consecutive attempts are rejected — probability below 10^-600 for any
     /// real RNG, but certain for a degenerate stream such as constant output
-    /// — this panics instead of looping forever.
+    /// — this panics instead of looping forever ([`Self::try_next_f64`]
+    /// returns `None` instead). For seeded MT19937 streams
+    /// ([`NumpyRandomState`], [`z_from_seed_numpy`]) the chance of reaching
+    /// it is below 10^-590 even summed over all 2^32 seeds and thousands of
+    /// deviates each: treated as impossible.
     pub fn next_f64<R: Rng + ?Sized>(&mut self, rng: &mut R) -> f64 {
         self.next_f64_with::<CorrectlyRoundedLog, R>(rng)
     }
@@ -110,8 +114,31 @@ impl LegacyGaussian {
     ///
     /// Only on a degenerate RNG, as described for [`Self::next_f64`].
     pub fn next_f64_with<L: NaturalLog, R: Rng + ?Sized>(&mut self, rng: &mut R) -> f64 {
+        match self.try_next_f64_with::<L, R>(rng) {
+            Some(g) => g,
+            None => panic!(
+                "LegacyGaussian: RNG produced no point inside the unit disc \
+                 (degenerate stream?)"
+            ),
+        }
+    }
+
+    /// [`Self::next_f64`] that never panics: `None` after
+    /// [`MAX_POLAR_ATTEMPTS`] rejected attempts (a degenerate RNG, such as
+    /// one that returns a constant), having consumed `4 * MAX_POLAR_ATTEMPTS`
+    /// words and leaving the cache empty. Otherwise the same value, the same
+    /// words consumed and the same cache as [`Self::next_f64`]; always finite.
+    pub fn try_next_f64<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<f64> {
+        self.try_next_f64_with::<CorrectlyRoundedLog, R>(rng)
+    }
+
+    /// [`Self::try_next_f64`] with the logarithm `L` (see [`NaturalLog`]).
+    pub fn try_next_f64_with<L: NaturalLog, R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+    ) -> Option<f64> {
         if let Some(g) = self.cached.take() {
-            return g;
+            return Some(g);
         }
         for _ in 0..MAX_POLAR_ATTEMPTS {
             let x1 = 2.0 * legacy_uniform_f64(rng) - 1.0;
@@ -121,10 +148,10 @@ impl LegacyGaussian {
                 // Same operation order as numpy: (-2 * ln r2) / r2.
                 let f = libm::sqrt(-2.0 * L::ln(r2) / r2);
                 self.cached = Some(f * x1);
-                return f * x2;
+                return Some(f * x2);
             }
         }
-        panic!("LegacyGaussian: RNG produced no point inside the unit disc (degenerate stream?)");
+        None
     }
 
     /// Fills `out` with successive deviates from [`Self::next_f64`].
