@@ -3,70 +3,116 @@
 //!
 //! Two paths compute the same thing:
 //!
-//! - **GEMV**: [`stylemap_core::MappingNetwork::forward`] per sample (the
-//!   core's SIMD kernels). Best for small batches: it streams each weight
-//!   matrix once per sample and needs no packing.
+//! - **GEMV** (batches below the [GEMM threshold](Mapper::gemm_threshold)):
+//!   the core's SIMD GEMV kernels through a [`RowPool`]. Each layer's output
+//!   rows are split between the threads (the calling thread plus persistent
+//!   workers started on first use), so each core streams only its share of
+//!   the weights; a batch runs layer by layer in chunks of up to
+//!   [`crate::pool::CHUNK`] samples, so a thread's share of a layer is read
+//!   from L3 once per chunk and from L2 for the other samples. The result is
+//!   bit-identical to [`stylemap_core::MappingNetwork::forward`] per sample,
+//!   whatever the thread count or batch size. See [`DEFAULT_GEMM_THRESHOLD`]
+//!   for the measurements behind splitting rows rather than the batch.
 //! - **GEMM**: each layer is one `matrixmultiply` sgemm over the batch
 //!   (through `ndarray::linalg::general_mat_mul`, a safe front end that calls
 //!   `matrixmultiply::sgemm` directly), `Y[n, out] = X[n, in] · W'ᵀ` on the
 //!   folded row-major `W' [out, in]` read through transposed strides (no
 //!   copy), then a bias + leaky-ReLU epilogue. Normalisation of z and of the
 //!   label embedding is per row in f64, exactly as the core's
-//!   [`normalize_2nd_moment`].
+//!   [`normalize_2nd_moment`]. Threads: the batch is split into contiguous
+//!   chunks, one per thread, run under `std::thread::scope` (the calling
+//!   thread takes the first chunk).
 //!
-//! The path is chosen from the **whole** batch size (not per thread), so for
-//! a given batch the result does not depend on the thread count; the two
-//! paths differ only by f32 summation order (tests hold them within 1e-5).
+//! The path is chosen from the **whole** batch size (not per thread), against
+//! [`Mapper::gemm_threshold`]; its default is higher when the GEMV path runs
+//! on several threads ([`DEFAULT_GEMM_THRESHOLD_POOLED`]) than on one
+//! ([`DEFAULT_GEMM_THRESHOLD`]), so with the default threshold a batch of
+//! 8 to 63 takes GEMV on several threads and GEMM on one. The two paths
+//! differ only by f32 summation order (tests hold them within 1e-5); with an
+//! explicit threshold the result does not depend on the thread count beyond
+//! that, and the GEMV path's result not at all.
 //!
-//! Threads: the batch is split into contiguous chunks, one per thread, run
-//! under `std::thread::scope` (the calling thread takes the first chunk).
+//! The GEMV kernel is the network's ([`Network::kernel`]), which honours
+//! `STYLEMAP_KERNEL` ([`crate::network::kernel_from_env`]).
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use stylemap_core::fold::FoldedLayer;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
+use stylemap_core::{Kernel, MappingSpec};
 
 use crate::error::{Error, check_finite};
 use crate::network::Network;
+use crate::pool::{ROW_BLOCK, RowPool};
 
-/// Default batch size at and above which [`Mapper`] switches from per-sample
-/// GEMV to sgemm.
+/// Default batch size at and above which [`Mapper`] switches from the GEMV
+/// path to sgemm when the GEMV path runs on **one** thread
+/// ([`Mapper::gemv_threads`] = 1); see [`DEFAULT_GEMM_THRESHOLD_POOLED`] for
+/// two or more.
 ///
 /// Measured on the built-in 8x512 network (StyleGAN2 shapes, 2.1 M MACs per
 /// sample) in a release build on the project's 2-core x86-64 machine (Xeon
-/// with AVX-512 under KVM; matrixmultiply's AVX2+FMA kernel, the core's
-/// portable GEMV kernel), median of 11 runs, microseconds per sample:
+/// with AVX-512 under KVM, 2 MiB L2 per core; the core's AVX-512 GEMV kernel,
+/// matrixmultiply's AVX2+FMA sgemm), median of >= 60 calls (>= 200 for
+/// B <= 8) on an otherwise idle machine, **microseconds per sample**:
 ///
-/// | batch | GEMV, 1 thread | GEMM, 1 thread | GEMV, 2 threads | GEMM, 2 threads |
-/// |---:|---:|---:|---:|---:|
-/// | 1 | 304 | 998 | 296 | 921 |
-/// | 2 | 283 | 464 | 170 | 539 |
-/// | 4 | 225 | 236 | 138 | 256 |
-/// | 5 | 228 | 190 | 156 | 209 |
-/// | 6 | 248 | 155 | 146 | 184 |
-/// | 8 | 246 | 116 | 151 | 141 |
-/// | 16 | 250 | 83 | 155 | 134 |
-/// | 64 | 249 | 56 | 147 | 34 |
-/// | 256 | 252 | 50 | 143 | 25 |
+/// | batch | rows split, 1 thread | per sample, 1 thread | GEMM, 1 thread | rows split, 2 threads | batch split, 2 threads | GEMM, 2 threads |
+/// |---:|---:|---:|---:|---:|---:|---:|
+/// | 1 | 285 | 292 | 918 | **153** | — | 888 |
+/// | 2 | 204 | 292 | 455 | **99** | 190 | 907 |
+/// | 4 | 156 | 296 | 223 | **79** | 148 | 294 |
+/// | 5 | 142 | | 183 | | | |
+/// | 6 | 138 | | 156 | | | |
+/// | 7 | 135 | | 136 | | | |
+/// | 8 | 128 | 301 | 114 | **62** | 167 | 173 |
+/// | 16 | 112 | 297 | 76 | **57** | 115 | 77 |
+/// | 24 | | | | 60 | | 105 |
+/// | 32 | 111 | 299 | 60 | 58 | 115 | 77 |
+/// | 40 | | | | 60 | | 73 |
+/// | 48 | | | | 60 | | 67 |
+/// | 56 | | | | 62 | | 69 |
+/// | 64 | 114 | 295 | 57 | 58–60 | 113 | 44–57 |
 ///
-/// GEMV is memory-bound (8 MB of weights streamed per sample); sgemm packs
-/// the weights once per call, which small batches cannot amortise. The
-/// crossover is 5 on one thread and 8 on two; since the path is chosen from
-/// the whole batch and the default uses all cores, the default is 8. (Batch
-/// 64 on 2 threads: ~29 k samples/s, ~120 GFLOP/s.)
+/// - *rows split*: the GEMV path ([`crate::pool::RowPool`]): each layer's
+///   rows split between the threads, the batch run layer by layer in chunks
+///   of 16, so a thread's share of a layer (1 MB on one thread, 512 KB on
+///   two) is read from L3 once per chunk and from L2 for the other samples.
+/// - *per sample*: [`stylemap_core::MappingNetwork::forward`] for each sample
+///   in turn (the previous GEMV path): every sample streams all 8 MB of
+///   weights from L3.
+/// - *batch split*: the previous two-thread GEMV path, half the batch per
+///   thread under `std::thread::scope` (a scoped spawn costs ~37 µs here).
+/// - *GEMM*: one sgemm per layer, the batch split between threads.
+///
+/// Splitting rows beats splitting the batch at every batch size (1.9x at
+/// B = 2, 2.7x at B = 8), and is the only way to use two cores at B = 1
+/// (153 vs 292 µs). One thread: sgemm wins from B = 7-8 on, hence 8.
 pub const DEFAULT_GEMM_THRESHOLD: usize = 8;
+
+/// Default batch size at and above which [`Mapper`] switches from the GEMV
+/// path to sgemm when the GEMV path splits rows between two or more threads
+/// ([`Mapper::gemv_threads`] > 1). On two threads the row-split GEMV path
+/// stays ahead of sgemm up to B = 56 and they tie at 64 (table at
+/// [`DEFAULT_GEMM_THRESHOLD`]), hence 64.
+pub const DEFAULT_GEMM_THRESHOLD_POOLED: usize = 64;
 
 /// In automatic thread mode, each thread gets at least this many
 /// multiply-adds of work (a thread costs tens of microseconds to start).
 const MIN_MACS_PER_THREAD: usize = 1 << 19;
 
-/// One thread's reusable buffers.
+/// In automatic thread mode, the GEMV path splits rows between threads only
+/// if each gets at least this many multiply-adds per sample (a pooled
+/// forward pays ~0.2-0.4 µs per layer in barriers and activation exchange).
+const POOL_MIN_MACS_PER_THREAD: usize = 1 << 17;
+
+/// One thread's reusable GEMM buffers.
 #[derive(Debug, Default)]
 struct Workspace {
-    /// GEMV scratch, or GEMM activations (ping).
+    /// GEMM activations (ping).
     a: Vec<f32>,
     /// GEMM activations (pong).
     b: Vec<f32>,
@@ -89,34 +135,46 @@ struct Workspace {
 pub struct Mapper<'n> {
     net: &'n Network,
     threads: usize,
-    gemm_threshold: usize,
+    /// `None`: the default for the GEMV thread count.
+    gemm_threshold: Option<usize>,
     work: Vec<Workspace>,
+    /// The GEMV path's row-split pool, started on first use and kept (its
+    /// threads live as long as the mapper, or until the thread count changes).
+    pool: Option<RowPool<'n>>,
 }
 
 impl<'n> Mapper<'n> {
-    /// A mapper over `net` using all cores and [`DEFAULT_GEMM_THRESHOLD`].
+    /// A mapper over `net` using all cores and the default GEMM threshold
+    /// (see [`gemm_threshold`](Self::gemm_threshold)).
     pub fn new(net: &'n Network) -> Self {
         Mapper {
             net,
             threads: 0,
-            gemm_threshold: DEFAULT_GEMM_THRESHOLD,
+            gemm_threshold: None,
             work: Vec::new(),
+            pool: None,
         }
     }
 
     /// Sets the number of threads; 0 (the default) means all cores
-    /// (`std::thread::available_parallelism`), reduced for batches too small
-    /// to be worth a thread. An explicit count is used as given (capped at
-    /// the batch size).
+    /// (`std::thread::available_parallelism`), reduced for networks or
+    /// batches too small to be worth a thread. An explicit count is used as
+    /// given, capped on the GEMV path at the number of 16-row blocks of the
+    /// widest layer and on the GEMM path at the batch size.
+    ///
+    /// The GEMV path's worker threads are started by the first call that
+    /// needs them and kept until the mapper is dropped (or this is called
+    /// again).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self.pool = None;
         self
     }
 
     /// Sets the batch size at and above which sgemm is used instead of
-    /// per-sample GEMV (0 or 1: always sgemm; `usize::MAX`: never).
+    /// the GEMV path (0 or 1: always sgemm; `usize::MAX`: never).
     pub fn with_gemm_threshold(mut self, batch: usize) -> Self {
-        self.gemm_threshold = batch;
+        self.gemm_threshold = Some(batch);
         self
     }
 
@@ -130,15 +188,47 @@ impl<'n> Mapper<'n> {
         self.threads
     }
 
-    /// The GEMM crossover batch size in use.
+    /// The GEMM crossover batch size in use: the one set with
+    /// [`with_gemm_threshold`](Self::with_gemm_threshold), else
+    /// [`DEFAULT_GEMM_THRESHOLD_POOLED`] if the GEMV path splits rows
+    /// between threads ([`gemv_threads`](Self::gemv_threads) > 1), else
+    /// [`DEFAULT_GEMM_THRESHOLD`].
     pub fn gemm_threshold(&self) -> usize {
-        self.gemm_threshold
+        self.gemm_threshold.unwrap_or_else(|| {
+            if self.gemv_threads() > 1 {
+                DEFAULT_GEMM_THRESHOLD_POOLED
+            } else {
+                DEFAULT_GEMM_THRESHOLD
+            }
+        })
+    }
+
+    /// The GEMV kernel in use: the network's ([`Network::kernel`], which
+    /// honours `STYLEMAP_KERNEL`, see [`crate::network::kernel_from_env`]).
+    pub fn kernel(&self) -> Kernel {
+        self.net.kernel()
+    }
+
+    /// Threads (the caller included) that the GEMV path splits each layer's
+    /// rows between; see [`with_threads`](Self::with_threads).
+    pub fn gemv_threads(&self) -> usize {
+        let s = self.net.spec();
+        let blocks = (0..s.num_layers)
+            .map(|i| s.layer_shape(i).1.div_ceil(ROW_BLOCK))
+            .max()
+            .unwrap_or(1);
+        let t = if self.threads == 0 {
+            cores().min(s.macs() / POOL_MIN_MACS_PER_THREAD)
+        } else {
+            self.threads
+        };
+        t.min(blocks).max(1)
     }
 
     /// Number of threads a batch of `n` samples runs on.
     fn threads_for(&self, n: usize) -> usize {
         let t = if self.threads == 0 {
-            let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            let cores = cores();
             let work = n.saturating_mul(self.net.spec().macs().max(1));
             cores.min(work / MIN_MACS_PER_THREAD).max(1)
         } else {
@@ -152,56 +242,41 @@ impl<'n> Mapper<'n> {
     /// `z` is `[N, z_dim]` row-major, `c` is `[N, c_dim]` (empty for an
     /// unconditional network), `w` receives `[N, w_dim]`. Errors, before
     /// anything is written, if a length does not fit or `z`/`c` holds NaN or
-    /// an infinity. `N = 0` is allowed and does nothing.
+    /// an infinity; errors with [`stylemap_core::Error::Overflow`] (`w`'s
+    /// contents then unspecified) if every input was finite but a value
+    /// overflowed f32 on the way, like the core's forward. `N = 0` is allowed
+    /// and does nothing.
     pub fn map(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
         let s = *self.net.spec();
-        if !w.len().is_multiple_of(s.w_dim) {
-            return Err(Error::invalid(format!(
-                "w has {} elements, not a multiple of w_dim {}",
-                w.len(),
-                s.w_dim
-            )));
-        }
-        let n = w.len() / s.w_dim;
-        let z_expected = n
-            .checked_mul(s.z_dim)
-            .ok_or(stylemap_core::Error::TooLarge)?;
-        if z.len() != z_expected {
-            return Err(Error::invalid(format!(
-                "z has {} elements, expected {z_expected} ({n} samples x z_dim {})",
-                z.len(),
-                s.z_dim
-            )));
-        }
-        if s.c_dim == 0 && !c.is_empty() {
-            return Err(Error::invalid(format!(
-                "the network is unconditional but c has {} elements",
-                c.len()
-            )));
-        }
-        let c_expected = n
-            .checked_mul(s.c_dim)
-            .ok_or(stylemap_core::Error::TooLarge)?;
-        if c.len() != c_expected {
-            return Err(Error::invalid(format!(
-                "c has {} elements, expected {c_expected} ({n} samples x c_dim {})",
-                c.len(),
-                s.c_dim
-            )));
-        }
-        check_finite("z", z, s.z_dim)?;
-        check_finite("c", c, s.c_dim)?;
+        let n = check_batch(&s, z, c, w)?;
         if n == 0 {
             return Ok(());
         }
-        let gemm = n >= self.gemm_threshold;
+        if n < self.gemm_threshold() {
+            let t = self.gemv_threads();
+            if !matches!(&self.pool, Some(p) if p.threads() == t) {
+                self.pool = None; // join the old threads first
+                self.pool = Some(RowPool::new(self.net, t)?);
+            }
+            if let Some(pool) = &mut self.pool {
+                return pool.forward(z, c, w);
+            }
+        }
+        self.run_gemm_path(z, c, w)?;
+        check_overflow(w, s.w_dim)
+    }
+
+    /// The GEMM path: the batch split between threads, one sgemm per layer.
+    fn run_gemm_path(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+        let s = *self.net.spec();
+        let n = w.len() / s.w_dim;
         let threads = self.threads_for(n);
         if self.work.len() < threads {
             self.work.resize_with(threads, Workspace::default);
         }
         let net = self.net;
         if threads == 1 {
-            return run_chunk(net, z, c, w, &mut self.work[0], gemm);
+            return run_gemm(net, z, c, w, &mut self.work[0]);
         }
         let rows = n.div_ceil(threads);
         let mut jobs = Vec::with_capacity(threads);
@@ -222,10 +297,10 @@ impl<'n> Mapper<'n> {
             let mut jobs = jobs.into_iter();
             let first = jobs.next();
             let handles: Vec<_> = jobs
-                .map(|(z, c, w, ws)| scope.spawn(move || run_chunk(net, z, c, w, ws, gemm)))
+                .map(|(z, c, w, ws)| scope.spawn(move || run_gemm(net, z, c, w, ws)))
                 .collect();
             let mut result = match first {
-                Some((z, c, w, ws)) => run_chunk(net, z, c, w, ws, gemm),
+                Some((z, c, w, ws)) => run_gemm(net, z, c, w, ws),
                 None => Ok(()),
             };
             for h in handles {
@@ -239,31 +314,6 @@ impl<'n> Mapper<'n> {
             result
         })
     }
-}
-
-/// Maps one contiguous chunk of samples on the current thread.
-fn run_chunk(
-    net: &Network,
-    z: &[f32],
-    c: &[f32],
-    w: &mut [f32],
-    ws: &mut Workspace,
-    gemm: bool,
-) -> Result<(), Error> {
-    if gemm {
-        return run_gemm(net, z, c, w, ws);
-    }
-    let s = net.spec();
-    let core = net.core();
-    if ws.a.len() < s.scratch_len() {
-        ws.a.resize(s.scratch_len(), 0.0);
-    }
-    for (r, w_row) in w.chunks_exact_mut(s.w_dim).enumerate() {
-        let z_row = &z[r * s.z_dim..(r + 1) * s.z_dim];
-        let c_row = &c[r * s.c_dim..(r + 1) * s.c_dim];
-        core.forward(z_row, c_row, &mut ws.a, w_row)?;
-    }
-    Ok(())
 }
 
 /// The GEMM path for one chunk of `w.len() / w_dim` samples.
@@ -340,4 +390,75 @@ fn gemm_bias_act(x: &[f32], n: usize, layer: &FoldedLayer<'_>, y: &mut [f32]) ->
         }
     }
     Ok(())
+}
+
+/// Checks the buffers of a batch `z [N, z_dim]`, `c [N, c_dim]`,
+/// `w [N, w_dim]` and returns `N`; errors (naming the problem) on a length
+/// that does not fit or a non-finite `z`/`c`.
+pub(crate) fn check_batch(
+    s: &MappingSpec,
+    z: &[f32],
+    c: &[f32],
+    w: &[f32],
+) -> Result<usize, Error> {
+    if !w.len().is_multiple_of(s.w_dim) {
+        return Err(Error::invalid(format!(
+            "w has {} elements, not a multiple of w_dim {}",
+            w.len(),
+            s.w_dim
+        )));
+    }
+    let n = w.len() / s.w_dim;
+    let z_expected = n
+        .checked_mul(s.z_dim)
+        .ok_or(stylemap_core::Error::TooLarge)?;
+    if z.len() != z_expected {
+        return Err(Error::invalid(format!(
+            "z has {} elements, expected {z_expected} ({n} samples x z_dim {})",
+            z.len(),
+            s.z_dim
+        )));
+    }
+    if s.c_dim == 0 && !c.is_empty() {
+        return Err(Error::invalid(format!(
+            "the network is unconditional but c has {} elements",
+            c.len()
+        )));
+    }
+    let c_expected = n
+        .checked_mul(s.c_dim)
+        .ok_or(stylemap_core::Error::TooLarge)?;
+    if c.len() != c_expected {
+        return Err(Error::invalid(format!(
+            "c has {} elements, expected {c_expected} ({n} samples x c_dim {})",
+            c.len(),
+            s.c_dim
+        )));
+    }
+    check_finite("z", z, s.z_dim)?;
+    check_finite("c", c, s.c_dim)?;
+    Ok(n)
+}
+
+/// As [`stylemap_core::MappingNetwork::forward`]: with finite inputs (checked
+/// already), a non-finite w can only be an f32 overflow in flight; the error
+/// gives its index within the first sample that has one.
+pub(crate) fn check_overflow(w: &[f32], w_dim: usize) -> Result<(), Error> {
+    for row in w.chunks_exact(w_dim) {
+        if let Some(index) = row.iter().position(|v| !v.is_finite()) {
+            return Err(stylemap_core::Error::Overflow {
+                what: stylemap_core::Operand::W,
+                index,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `std::thread::available_parallelism`, looked up once (it may read cgroup
+/// files, which allocates).
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }

@@ -6,7 +6,9 @@
 //! - [`load()`] / [`inspect()`] read safetensors checkpoints (NVlabs or
 //!   rosinality layout) into a [`Network`]; [`Network::builtin`] is an
 //!   untrained network that needs no file.
-//! - [`Mapper`] maps batches z (+ c) -> w, GEMV or sgemm, multi-threaded.
+//! - [`Mapper`] maps batches z (+ c) -> w, GEMV or sgemm, multi-threaded;
+//!   its GEMV path runs on [`pool::RowPool`], persistent threads that split
+//!   each layer's rows (two cores at batch 1, bit-identical to one).
 //! - [`broadcast`] turns w into ws and truncates, mixes and interpolates.
 //! - [`seeds`] draws z for a seed exactly as numpy does on this machine.
 //! - [`wavg`] estimates `w_avg` and applies NVlabs' EMA update.
@@ -36,6 +38,8 @@ mod builtin_w_avg;
 pub mod error;
 pub mod load;
 pub mod network;
+pub mod npy;
+pub mod pool;
 pub mod seeds;
 pub mod wavg;
 

@@ -7,7 +7,7 @@ use std::fmt;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::{self, RawLayer, RawParams};
-use stylemap_core::{MappingNetwork, MappingSpec, sampler};
+use stylemap_core::{Kernel, MappingNetwork, MappingSpec, sampler};
 
 use crate::error::Error;
 
@@ -83,20 +83,69 @@ impl Network {
     /// Wraps folded parameters (layout of [`stylemap_core::fold`]) and
     /// `w_avg [w_dim]`; the `w_avg` is recorded as [`WAvgSource::Stored`].
     ///
-    /// Errors if the spec is invalid, a length is wrong or a value is not
-    /// finite.
+    /// The GEMV kernel is [`kernel_from_env`]'s: the one named by
+    /// `STYLEMAP_KERNEL` if set, else [`Kernel::best`]; change it with
+    /// [`with_kernel`](Self::with_kernel).
+    ///
+    /// Errors if the spec is invalid, a length is wrong, a value is not
+    /// finite, or `STYLEMAP_KERNEL` names an unknown or unavailable kernel.
     pub fn from_parts(
         spec: MappingSpec,
         folded: Vec<f32>,
         w_avg: Vec<f32>,
         layout: Layout,
     ) -> Result<Network, Error> {
+        let kernel = kernel_from_env()?;
+        Network::assemble(spec, folded, w_avg, layout, kernel)
+    }
+
+    /// [`from_parts`](Self::from_parts) with an explicit kernel (`None`:
+    /// [`Kernel::best`]); never reads the environment.
+    fn assemble(
+        spec: MappingSpec,
+        folded: Vec<f32>,
+        w_avg: Vec<f32>,
+        layout: Layout,
+        kernel: Option<Kernel>,
+    ) -> Result<Network, Error> {
+        let mut core = MappingNetwork::new(spec, folded, w_avg)?;
+        if let Some(k) = kernel {
+            core = core.with_kernel(k)?;
+        }
         Ok(Network {
-            core: MappingNetwork::new(spec, folded, w_avg)?,
+            core,
             layout,
             w_avg_source: WAvgSource::Stored,
             metadata: BTreeMap::new(),
         })
+    }
+
+    /// Selects the GEMV kernel used by every forward of this network
+    /// (overriding `STYLEMAP_KERNEL`); errors with
+    /// [`stylemap_core::Error::KernelUnavailable`] if it cannot run here.
+    pub fn with_kernel(self, kernel: Kernel) -> Result<Network, Error> {
+        let Network {
+            core,
+            layout,
+            w_avg_source,
+            metadata,
+        } = self;
+        Ok(Network {
+            core: core.with_kernel(kernel)?,
+            layout,
+            w_avg_source,
+            metadata,
+        })
+    }
+
+    /// [`builtin`](Self::builtin), honouring `STYLEMAP_KERNEL` (see
+    /// [`kernel_from_env`]): errors if it names an unknown or unavailable
+    /// kernel.
+    pub fn try_builtin() -> Result<Network, Error> {
+        match kernel_from_env()? {
+            Some(kernel) => Network::builtin().with_kernel(kernel),
+            None => Ok(Network::builtin()),
+        }
     }
 
     /// The built-in, **untrained** network: StyleGAN2 at 1024x1024 shapes
@@ -117,6 +166,9 @@ impl Network {
     ///   release on 2 cores, seconds in a debug build), so its result is
     ///   stored in the source as a constant (`src/builtin_w_avg.rs`); a test
     ///   recomputes it and checks it within 1e-5.
+    ///
+    /// Uses [`Kernel::best`] and does **not** read `STYLEMAP_KERNEL` (it
+    /// cannot fail); [`try_builtin`](Self::try_builtin) does.
     ///
     /// Deterministic and bit-identical on every target. Nothing is cached:
     /// each call rebuilds the weights (35-40 ms in release on the 2-core
@@ -159,7 +211,7 @@ impl Network {
         let w_avg = crate::builtin_w_avg::BUILTIN_W_AVG.to_vec();
         let mut net = fold::fold_nvlabs(&spec, &raw, &mut folded)
             .map_err(Error::from)
-            .and_then(|()| Network::from_parts(spec, folded, w_avg, Layout::Builtin))
+            .and_then(|()| Network::assemble(spec, folded, w_avg, Layout::Builtin, None))
             .expect("the built-in network's parameters are valid by construction");
         net.w_avg_source = WAvgSource::Estimated {
             samples: BUILTIN_W_AVG_SAMPLES,
@@ -174,6 +226,11 @@ impl Network {
     /// The core network (folded parameters, `w_avg`, kernel).
     pub fn core(&self) -> &MappingNetwork<Vec<f32>> {
         &self.core
+    }
+
+    /// The GEMV kernel every forward of this network uses.
+    pub fn kernel(&self) -> Kernel {
+        self.core.kernel()
     }
 
     /// Sizes and hyper-parameters.
@@ -236,4 +293,42 @@ impl Network {
     pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
         self.metadata = metadata;
     }
+}
+
+/// The kernel named by the environment variable `STYLEMAP_KERNEL`
+/// ([`Kernel::ENV_VAR`]), the **only** place this crate reads it.
+///
+/// Unset, empty or blank: `Ok(None)` (the caller uses [`Kernel::best`]).
+/// Otherwise the trimmed value is looked up with [`Kernel::from_name`]
+/// (`scalar`, `portable`, `avx2`, `avx512`, `neon`); an unknown name, a
+/// kernel this CPU/build cannot run, or a value that is not Unicode is an
+/// error. Read by [`Network::from_parts`] (so by [`crate::load()`]) and
+/// [`Network::try_builtin`]; a [`crate::Mapper`] or [`crate::pool::RowPool`]
+/// uses its network's kernel.
+pub fn kernel_from_env() -> Result<Option<Kernel>, Error> {
+    let var = Kernel::ENV_VAR;
+    let value = match std::env::var(var) {
+        Ok(v) => v,
+        Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(Error::invalid(format!("{var}={v:?} is not valid Unicode")));
+        }
+    };
+    let name = value.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let Some(kernel) = Kernel::from_name(name) else {
+        let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+        return Err(Error::invalid(format!(
+            "{var}={name}: unknown kernel (known: {})",
+            known.join(", ")
+        )));
+    };
+    if !kernel.is_available() {
+        return Err(Error::invalid(format!(
+            "{var}={name}: that kernel cannot run on this CPU/build"
+        )));
+    }
+    Ok(Some(kernel))
 }

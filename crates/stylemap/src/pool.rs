@@ -1,0 +1,780 @@
+//! [`RowPool`]: a persistent worker pool that runs the GEMV forward with
+//! each layer's **output rows** split between threads, so each core streams
+//! only its share of the weights (batch 1 is bound by L3 read bandwidth, and
+//! two cores read about twice as fast as one).
+//!
+//! # Design
+//!
+//! - **Threads are created once**, by [`RowPool::new`], and joined when the
+//!   pool is dropped. The calling thread is participant 0 and computes its
+//!   own share; `threads - 1` workers compute the others.
+//! - **Row split.** Layer `l`'s `out` rows are cut into blocks of
+//!   [`ROW_BLOCK`] (16, a multiple of every kernel's row blocking) and the
+//!   blocks are dealt out in contiguous, balanced ranges, one per
+//!   participant. Each worker holds a private copy of **its** rows of every
+//!   layer (weights and biases, copied once at construction: the pool costs
+//!   `(threads - 1) / threads` of the weight bytes in memory); the caller
+//!   reads its rows straight from the [`Network`].
+//! - **Bit-identical to one thread.** The core's kernels compute each output
+//!   row from that row, the input and the bias only (see the determinism note
+//!   in `stylemap_core::kernels`), so computing rows `r0..r1` from the
+//!   matching slice of the weights gives the same bits as the whole layer.
+//!   Normalisation and the label embedding run on the caller with the same
+//!   functions as [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward).
+//! - **Sharing activations without `unsafe`.** Two shared buffers of
+//!   `AtomicU32` (f32 bits), 64-byte aligned, hold the activations; layer `l`
+//!   reads buffer `l % 2` and writes buffer `(l + 1) % 2`. After its GEMV
+//!   each participant stores its rows with `Relaxed` stores, arrives at the
+//!   barrier (a `SeqCst` store, which is also a release), waits (`Acquire`
+//!   loads), then loads the other participants' rows with `Relaxed` loads into
+//!   its private, contiguous `f32` input for the next layer. Double buffering
+//!   makes one barrier per layer enough: to overwrite a buffer a thread must
+//!   have passed the barrier that every thread reaches only after it finished
+//!   reading that buffer. Row ranges start on 16-float (64-byte) boundaries,
+//!   so two threads never write the same cache line. Both copies first touch
+//!   one value per cache line, so all the lines' transfers between cores are
+//!   in flight at once rather than a store buffer's (or load window's) worth.
+//! - **Barrier.** Each participant owns a cache-padded epoch counter; arriving
+//!   stores `epoch + 1`, waiting reads the others' counters until they all
+//!   reach it (no read-modify-write, one cache-line transfer each way for
+//!   two threads). A waiter spins for [`SPIN`] (only while no more threads
+//!   than cores are in the pool), then yields until [`SPIN_AND_YIELD`] has
+//!   passed, then sleeps on a `Condvar`; an arriver wakes sleepers only if
+//!   a sleeper count (checked after its `SeqCst` store, Dekker style) says
+//!   there are any, so the hot path makes no system call. A forward of
+//!   `L` layers takes `L + 1` barriers (the start, then one per layer).
+//!   Between calls the workers wait at the start barrier, so back-to-back
+//!   calls find them spinning; after ~[`SPIN_AND_YIELD`] idle they sleep and
+//!   the next call pays a wake-up (tens of µs).
+//! - **Batches** of `N > 1` samples run layer by layer in chunks of up to
+//!   [`CHUNK`] samples: each thread runs its rows for every sample of the
+//!   chunk before the barrier, so its share of a layer's weights is read
+//!   from L3 once per chunk and from L2 for the other samples.
+//! - **Failure.** If a worker panics (a bug), or the caller unwinds in the
+//!   middle of a forward, the pool is marked broken: every waiter returns,
+//!   and every later call returns an error instead of hanging.
+//!
+//! No allocation happens per call: every buffer is sized at construction.
+//!
+//! # Cost
+//!
+//! Measured on the 2-core x86-64 dev machine (KVM, AVX-512 kernel, release
+//! build, otherwise idle machine):
+//!
+//! - A barrier between two spinning threads: 0.18–0.28 µs per round trip.
+//! - A barrier plus the exchange of one 512-float layer (256 floats stored,
+//!   256 loaded from the other core): 0.51–0.54 µs with the line-at-a-time
+//!   first pass described above, 0.72–0.90 µs
+//!   without. On one thread, storing and loading 256 floats each through the
+//!   atomics takes ~0.18 µs against ~0.015 µs for two `copy_from_slice`; the
+//!   rest is the cache-line transfer between cores, which any sharing
+//!   scheme pays.
+//! - So ~9 barrier-and-exchange steps cost ~5 µs of a forward. The built-in
+//!   8x512 network at batch 1: ~285–295 µs on one thread, 146–155 µs
+//!   (median of 200–1000 calls) on two, against a bound of ~139–142 µs from
+//!   the two-core L3 read bandwidth (~59 GB/s for 8.4 MB of weights).
+//!   Per-batch numbers are at [`crate::batch::DEFAULT_GEMM_THRESHOLD`].
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use stylemap_core::kernels::gemv_bias_act;
+use stylemap_core::network::normalize_2nd_moment;
+use stylemap_core::spec::Activation;
+use stylemap_core::{Kernel, MappingSpec};
+
+use crate::error::Error;
+use crate::network::Network;
+
+/// Rows are split between threads in blocks of this many (a multiple of the
+/// row blocking of every kernel, and 64 bytes of f32 output).
+pub const ROW_BLOCK: usize = 16;
+
+/// Samples per pass through the layers: the shared buffers hold this many
+/// activation vectors. Larger batches run in chunks.
+pub const CHUNK: usize = 16;
+
+/// How long a barrier waiter spins before it starts yielding (only when the
+/// pool has no more threads than the machine has cores; otherwise it yields
+/// at once).
+///
+/// Short on purpose: when another process keeps one core busy, the OS may
+/// run two participants on the same core, and then every barrier costs the
+/// spin (measured with 30 µs: ~32 µs per barrier, 2 ms for a 64-layer toy
+/// network). Yielding hands the core to the other participant, and costs
+/// only a system call when nothing else is runnable.
+pub const SPIN: Duration = Duration::from_micros(5);
+
+/// How long a barrier waiter busy-waits in all (spinning, then
+/// `thread::yield_now`) before it sleeps on a condition variable.
+pub const SPIN_AND_YIELD: Duration = Duration::from_micros(200);
+
+/// Iterations of the first, clock-free spin (`spin_loop` + a check each).
+const QUICK_SPINS: u32 = 64;
+
+/// Elements per cache line of the shared buffers.
+const LANES: usize = 16;
+
+/// A value alone in its cache lines (128 bytes: the adjacent-line
+/// prefetcher pulls pairs of lines).
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// 16 f32 values (as bits) in one 64-byte cache line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Line([AtomicU32; LANES]);
+
+/// The pool was broken by a panic (or is shutting down).
+#[derive(Debug)]
+struct Aborted;
+
+/// An epoch-flag barrier for a fixed set of participants with spin, yield
+/// and sleep phases.
+struct Barrier {
+    /// `flags[i]`: the number of barriers participant `i` has arrived at.
+    flags: Box<[Padded<AtomicU64>]>,
+    /// Participants sleeping (or about to) on `cv`.
+    sleepers: Padded<AtomicUsize>,
+    /// Set when the pool is dropped or broken: every wait returns.
+    abort: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+    /// Pure spinning allowed before yielding.
+    spin: Duration,
+}
+
+impl Barrier {
+    fn new(participants: usize, spin: Duration) -> Barrier {
+        Barrier {
+            flags: (0..participants).map(|_| Padded::default()).collect(),
+            sleepers: Padded::default(),
+            abort: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            spin,
+        }
+    }
+
+    /// Whether every participant but `me` has arrived at barrier `epoch`.
+    #[inline]
+    fn ready(&self, me: usize, epoch: u64, order: Ordering) -> bool {
+        self.flags
+            .iter()
+            .enumerate()
+            .all(|(i, f)| i == me || f.0.load(order) >= epoch)
+    }
+
+    /// Arrives at the next barrier and waits for everyone else.
+    ///
+    /// Memory written (even `Relaxed`) by any participant before it arrived
+    /// is visible to every participant after this returns.
+    #[inline]
+    fn sync(&self, me: usize, epoch: &mut u64) -> Result<(), Aborted> {
+        *epoch += 1;
+        let e = *epoch;
+        // SeqCst: a release for the data, and ordered before the sleeper
+        // check below (the waiter does the mirror image in `sleep`).
+        self.flags[me].0.store(e, Ordering::SeqCst);
+        if self.sleepers.0.load(Ordering::SeqCst) != 0 {
+            self.wake_all();
+        }
+        for _ in 0..QUICK_SPINS {
+            if self.ready(me, e, Ordering::Acquire) {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+        self.wait_slow(me, e)
+    }
+
+    #[cold]
+    fn wait_slow(&self, me: usize, e: u64) -> Result<(), Aborted> {
+        let start = Instant::now();
+        loop {
+            if self.ready(me, e, Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.abort.load(Ordering::Relaxed) {
+                return Err(Aborted);
+            }
+            let waited = start.elapsed();
+            if waited < self.spin {
+                for _ in 0..QUICK_SPINS {
+                    std::hint::spin_loop();
+                }
+            } else if waited < SPIN_AND_YIELD {
+                thread::yield_now();
+            } else {
+                return self.sleep(me, e);
+            }
+        }
+    }
+
+    /// Sleeps on the condition variable until barrier `e` is complete.
+    fn sleep(&self, me: usize, e: u64) -> Result<(), Aborted> {
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sleepers.0.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            // SeqCst loads: either this sees an arriver's flag, or that
+            // arriver (whose flag store precedes its sleeper check) sees us
+            // and notifies under the lock we hold until `wait` releases it.
+            if self.ready(me, e, Ordering::SeqCst) {
+                break Ok(());
+            }
+            if self.abort.load(Ordering::SeqCst) {
+                break Err(Aborted);
+            }
+            guard = self.cv.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        };
+        self.sleepers.0.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cv.notify_all();
+    }
+
+    /// Breaks the barrier for good: every current and future wait returns
+    /// [`Aborted`].
+    fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.abort.load(Ordering::SeqCst)
+    }
+}
+
+/// Breaks the barrier if dropped while unwinding (a panic on a worker, or on
+/// the caller in the middle of a forward), so no participant waits forever.
+struct AbortOnUnwind<'a>(&'a Barrier);
+
+impl Drop for AbortOnUnwind<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.abort();
+        }
+    }
+}
+
+/// Everything the participants share.
+struct Shared {
+    barrier: Barrier,
+    /// Samples in the current pass (written by the caller before the start
+    /// barrier).
+    batch: Padded<AtomicUsize>,
+    /// Activation buffers `[CHUNK][stride_lines]` (ping-pong).
+    bufs: [Box<[Line]>; 2],
+    /// Cache lines per sample in `bufs`.
+    stride_lines: usize,
+}
+
+impl Shared {
+    /// The cache lines of sample `s`'s rows `rows` (which start on a line
+    /// boundary) in buffer `buf`.
+    #[inline]
+    fn lines(&self, buf: usize, s: usize, rows: &Range<usize>) -> &[Line] {
+        debug_assert!(rows.start.is_multiple_of(LANES));
+        let base = s * self.stride_lines;
+        &self.bufs[buf][base + rows.start / LANES..base + rows.end.div_ceil(LANES)]
+    }
+
+    /// Stores rows `rows` (starting on a line boundary) of `b` samples of
+    /// `src` (sample stride `stride`) into buffer `buf`.
+    ///
+    /// A first pass stores one value per line, so the ownership requests for
+    /// every line (the other threads read them last time) are in flight at
+    /// once instead of a store-buffer's worth at a time.
+    #[inline]
+    fn publish(&self, buf: usize, b: usize, rows: Range<usize>, src: &[f32], stride: usize) {
+        if rows.is_empty() {
+            return;
+        }
+        for s in 0..b {
+            let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
+            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+                line.0[0].store(chunk[0].to_bits(), Ordering::Relaxed);
+            }
+        }
+        for s in 0..b {
+            let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
+            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+                for (slot, v) in line.0.iter().zip(chunk) {
+                    slot.store(v.to_bits(), Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Loads rows `rows` (starting on a line boundary) of `b` samples from
+    /// buffer `buf` into `dst` (sample stride `stride`).
+    ///
+    /// A first pass loads one value per line, so every line's transfer from
+    /// the core that wrote it is in flight at once.
+    #[inline]
+    fn gather(&self, buf: usize, b: usize, rows: Range<usize>, dst: &mut [f32], stride: usize) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut any = 0;
+        for s in 0..b {
+            for line in self.lines(buf, s, &rows) {
+                any |= line.0[0].load(Ordering::Relaxed);
+            }
+        }
+        std::hint::black_box(any);
+        for s in 0..b {
+            let vals = dst[s * stride + rows.start..s * stride + rows.end].chunks_mut(LANES);
+            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+                for (slot, v) in line.0.iter().zip(chunk) {
+                    *v = f32::from_bits(slot.load(Ordering::Relaxed));
+                }
+            }
+        }
+    }
+}
+
+/// Shape of one fc layer and how its rows are split.
+#[derive(Clone, Debug)]
+struct LayerPlan {
+    in_features: usize,
+    out_features: usize,
+    activation: Activation,
+    /// `ranges[t]`: the rows participant `t` computes.
+    ranges: Vec<Range<usize>>,
+}
+
+/// Splits `rows` into `parts` contiguous ranges, in order, of whole
+/// [`ROW_BLOCK`]s (the last may end mid-block at `rows`), whose block counts
+/// differ by at most one; with fewer blocks than parts some ranges are empty.
+pub fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.max(1);
+    let blocks = rows.div_ceil(ROW_BLOCK);
+    (0..parts)
+        .map(|t| {
+            let lo = (t * blocks / parts * ROW_BLOCK).min(rows);
+            let hi = ((t + 1) * blocks / parts * ROW_BLOCK).min(rows);
+            lo..hi
+        })
+        .collect()
+}
+
+/// One participant's private activations (`[CHUNK][stride]` each).
+struct Local {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// This participant's barrier epoch.
+    epoch: u64,
+}
+
+/// A worker's rows of one layer.
+struct OwnedRows {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// State moved into a worker thread.
+struct Worker {
+    me: usize,
+    kernel: Kernel,
+    shared: Arc<Shared>,
+    plan: Arc<[LayerPlan]>,
+    rows: Vec<OwnedRows>,
+    input_features: usize,
+    stride: usize,
+    local: Local,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let _guard = AbortOnUnwind(&shared.barrier);
+        // Ends when the pool is dropped (or broken).
+        while self.forward().is_ok() {}
+    }
+
+    /// Waits for a job, then runs its share of every layer.
+    fn forward(&mut self) -> Result<(), Aborted> {
+        let sh = &*self.shared;
+        let me = self.me;
+        let stride = self.stride;
+        let Local { x, y, epoch } = &mut self.local;
+        sh.barrier.sync(me, epoch)?;
+        let b = sh.batch.0.load(Ordering::Relaxed).min(CHUNK);
+        sh.gather(0, b, 0..self.input_features, x, stride);
+        let last = self.plan.len() - 1;
+        for (l, (layer, rows)) in self.plan.iter().zip(&self.rows).enumerate() {
+            let mine = layer.ranges[me].clone();
+            let buf = (l + 1) % 2;
+            if !mine.is_empty() {
+                for s in 0..b {
+                    let xs = &x[s * stride..][..layer.in_features];
+                    let ys = &mut y[s * stride + mine.start..s * stride + mine.end];
+                    gemv_bias_act(
+                        self.kernel,
+                        &rows.weight,
+                        &rows.bias,
+                        xs,
+                        layer.activation,
+                        ys,
+                    )
+                    .expect("the pool's row slices match the layer shapes");
+                }
+                sh.publish(buf, b, mine.clone(), y, stride);
+            }
+            sh.barrier.sync(me, epoch)?;
+            if l < last {
+                sh.gather(buf, b, 0..mine.start, y, stride);
+                sh.gather(buf, b, mine.end..layer.out_features, y, stride);
+                std::mem::swap(x, y);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A pool of threads bound to one [`Network`] that runs the GEMV forward
+/// with each layer's output rows split between them (see the [module
+/// docs](self)). Results are bit-identical to
+/// [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward) with
+/// the network's kernel, whatever the thread count.
+///
+/// ```
+/// let net = stylemap::Network::builtin();
+/// let s = *net.spec();
+/// let mut pool = stylemap::pool::RowPool::new(&net, 2)?;
+/// let z = vec![0.5f32; s.z_dim];
+/// let mut w = vec![0.0f32; s.w_dim];
+/// pool.map(&z, &[], &mut w)?;
+/// # Ok::<(), stylemap::Error>(())
+/// ```
+pub struct RowPool<'n> {
+    net: &'n Network,
+    kernel: Kernel,
+    threads: usize,
+    shared: Arc<Shared>,
+    plan: Arc<[LayerPlan]>,
+    workers: Vec<JoinHandle<()>>,
+    caller: Caller,
+}
+
+/// The calling thread's private state (participant 0).
+struct Caller {
+    stride: usize,
+    local: Local,
+    /// Label embedding output, `embed_features`.
+    embed: Vec<f32>,
+}
+
+impl fmt::Debug for RowPool<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowPool")
+            .field("threads", &self.threads)
+            .field("kernel", &self.kernel)
+            .field("broken", &self.shared.barrier.is_aborted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'n> RowPool<'n> {
+    /// Builds a pool of `threads` participants (the caller plus
+    /// `threads - 1` worker threads, started here; 0 is taken as 1) for
+    /// `net`, using the network's kernel ([`Network::kernel`]).
+    ///
+    /// Every count is honoured, even above the number of cores or of row
+    /// blocks (threads without rows only take part in the barriers).
+    /// Errors if a thread cannot be started.
+    pub fn new(net: &'n Network, threads: usize) -> Result<RowPool<'n>, Error> {
+        let threads = threads.max(1);
+        let spec: MappingSpec = *net.spec();
+        let kernel = net.kernel();
+        let (_, layers) = net.core().layers();
+        let plan: Arc<[LayerPlan]> = layers
+            .map(|l| LayerPlan {
+                in_features: l.in_features,
+                out_features: l.out_features,
+                activation: l.activation,
+                ranges: split_rows(l.out_features, threads),
+            })
+            .collect();
+        let width = spec
+            .input_features()
+            .max(spec.layer_features)
+            .max(spec.w_dim);
+        let stride_lines = width.div_ceil(LANES);
+        let stride = stride_lines * LANES;
+        let cores = crate::batch::cores();
+        let spin = if threads <= cores {
+            SPIN
+        } else {
+            Duration::ZERO
+        };
+        let buf =
+            || -> Box<[Line]> { (0..CHUNK * stride_lines).map(|_| Line::default()).collect() };
+        let shared = Arc::new(Shared {
+            barrier: Barrier::new(threads, spin),
+            batch: Padded::default(),
+            bufs: [buf(), buf()],
+            stride_lines,
+        });
+        let local = || Local {
+            x: vec![0.0; CHUNK * stride],
+            y: vec![0.0; CHUNK * stride],
+            epoch: 0,
+        };
+        let mut pool = RowPool {
+            net,
+            kernel,
+            threads,
+            shared,
+            plan,
+            workers: Vec::with_capacity(threads - 1),
+            caller: Caller {
+                stride,
+                local: local(),
+                embed: vec![0.0; spec.embed_features],
+            },
+        };
+        for me in 1..threads {
+            let (_, layers) = net.core().layers();
+            let rows = layers
+                .zip(pool.plan.iter())
+                .map(|(l, p)| {
+                    let r = p.ranges[me].clone();
+                    OwnedRows {
+                        weight: l.weight[r.start * l.in_features..r.end * l.in_features].to_vec(),
+                        bias: l.bias[r].to_vec(),
+                    }
+                })
+                .collect();
+            let worker = Worker {
+                me,
+                kernel,
+                shared: Arc::clone(&pool.shared),
+                plan: Arc::clone(&pool.plan),
+                rows,
+                input_features: spec.input_features(),
+                stride,
+                local: local(),
+            };
+            let handle = thread::Builder::new()
+                .name(format!("stylemap-pool-{me}"))
+                .spawn(move || worker.run())
+                .map_err(|e| Error::invalid(format!("cannot start a pool thread: {e}")))?;
+            // On error above, dropping `pool` stops the workers started so far.
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// The network.
+    pub fn network(&self) -> &'n Network {
+        self.net
+    }
+
+    /// Participants (the calling thread included).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The GEMV kernel in use (the network's).
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Maps `N = w.len() / w_dim` samples, exactly like
+    /// [`crate::Mapper::map`] (same checks, same errors), through the pool.
+    pub fn map(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+        crate::batch::check_batch(self.net.spec(), z, c, w)?;
+        self.forward(z, c, w)
+    }
+
+    /// [`map`](Self::map) without the argument checks: the caller has run
+    /// `check_batch` on these buffers.
+    pub(crate) fn forward(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+        let RowPool {
+            net,
+            kernel,
+            threads,
+            shared,
+            plan,
+            caller,
+            ..
+        } = self;
+        let barrier = &shared.barrier;
+        if barrier.is_aborted() {
+            return Err(broken());
+        }
+        let guard = AbortOnUnwind(barrier);
+        let s = *net.spec();
+        let rows = w.len() / s.w_dim;
+        let mut done = 0;
+        while done < rows {
+            let b = (rows - done).min(CHUNK);
+            let zc = &z[done * s.z_dim..(done + b) * s.z_dim];
+            let cc = &c[done * s.c_dim..(done + b) * s.c_dim];
+            let wc = &mut w[done * s.w_dim..(done + b) * s.w_dim];
+            let pooled = (*threads > 1).then_some(&**shared);
+            caller
+                .pass(net, *kernel, pooled, plan, b, zc, cc, wc)
+                .map_err(|Aborted| broken())?;
+            done += b;
+        }
+        drop(guard);
+        crate::batch::check_overflow(w, s.w_dim)
+    }
+}
+
+impl Caller {
+    /// One pass of `b <= CHUNK` samples through every layer, as participant
+    /// 0 of `pool` (alone when `pool` is `None`).
+    #[allow(clippy::too_many_arguments)]
+    fn pass(
+        &mut self,
+        net: &Network,
+        kernel: Kernel,
+        pool: Option<&Shared>,
+        plan: &[LayerPlan],
+        b: usize,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+    ) -> Result<(), Aborted> {
+        let s = *net.spec();
+        let inp = s.input_features();
+        let stride = self.stride;
+        let Local { x, y, epoch } = &mut self.local;
+        let (embed, mut layers) = net.core().layers();
+        // Step 1 on the caller: x = concat(norm(z), norm(embed(c))).
+        for i in 0..b {
+            let xs = &mut x[i * stride..][..inp];
+            normalize_2nd_moment(&z[i * s.z_dim..(i + 1) * s.z_dim], &mut xs[..s.z_dim]);
+            if let Some(e) = &embed {
+                let ci = &c[i * s.c_dim..(i + 1) * s.c_dim];
+                gemv_bias_act(kernel, e.weight, e.bias, ci, e.activation, &mut self.embed)
+                    .expect("the embedding shapes are valid");
+                normalize_2nd_moment(&self.embed, &mut xs[s.z_dim..]);
+            }
+        }
+        if let Some(sh) = pool {
+            sh.publish(0, b, 0..inp, x, stride);
+            sh.batch.0.store(b, Ordering::Relaxed);
+            sh.barrier.sync(0, epoch)?;
+        }
+        let last = plan.len() - 1;
+        for (l, p) in plan.iter().enumerate() {
+            let Some(layer) = layers.next() else { break };
+            // Participant 0's range starts at row 0.
+            let mine = p.ranges[0].clone();
+            let wr = &layer.weight[..mine.end * layer.in_features];
+            let br = &layer.bias[..mine.end];
+            let buf = (l + 1) % 2;
+            // The last layer writes w directly (sample stride w_dim).
+            let (out, out_stride): (&mut [f32], usize) = if l == last {
+                (&mut *w, s.w_dim)
+            } else {
+                (&mut *y, stride)
+            };
+            if !mine.is_empty() {
+                for i in 0..b {
+                    let xs = &x[i * stride..][..layer.in_features];
+                    let ys = &mut out[i * out_stride..][..mine.end];
+                    gemv_bias_act(kernel, wr, br, xs, layer.activation, ys)
+                        .expect("the pool's row slices match the layer shapes");
+                }
+            }
+            if let Some(sh) = pool {
+                if l < last {
+                    sh.publish(buf, b, mine.clone(), out, out_stride);
+                }
+                sh.barrier.sync(0, epoch)?;
+                sh.gather(buf, b, mine.end..p.out_features, out, out_stride);
+            }
+            if l < last {
+                std::mem::swap(x, y);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn broken() -> Error {
+    Error::invalid("the worker pool is broken: a thread panicked during an earlier call")
+}
+
+impl Drop for RowPool<'_> {
+    fn drop(&mut self) {
+        self.shared.barrier.abort();
+        for handle in self.workers.drain(..) {
+            // A worker that panicked already broke the pool; its payload is
+            // not re-raised from a destructor.
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every participant sees every other's pre-barrier writes, for many
+    /// rounds, with more threads than cores too.
+    #[test]
+    fn barrier_orders_memory_and_never_lets_anyone_ahead() {
+        for threads in [2, 3, 5] {
+            let rounds = 2000u64;
+            let barrier = Barrier::new(threads, SPIN);
+            let slots: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+            thread::scope(|scope| {
+                for me in 0..threads {
+                    let (barrier, slots) = (&barrier, &slots);
+                    scope.spawn(move || {
+                        let mut epoch = 0;
+                        for r in 1..=rounds {
+                            slots[me].store(r, Ordering::Relaxed);
+                            barrier.sync(me, &mut epoch).unwrap();
+                            for s in slots {
+                                // Everyone wrote round r; nobody can be at r + 2
+                                // (that needs us at the next barrier).
+                                let v = s.load(Ordering::Relaxed);
+                                assert!(v == r || v == r + 1, "round {r}: saw {v}");
+                            }
+                            barrier.sync(me, &mut epoch).unwrap();
+                        }
+                    });
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn abort_wakes_sleeping_and_spinning_waiters() {
+        let barrier = Barrier::new(3, SPIN);
+        thread::scope(|scope| {
+            let waiters: Vec<_> = (1..3)
+                .map(|me| {
+                    let barrier = &barrier;
+                    scope.spawn(move || barrier.sync(me, &mut 0).is_err())
+                })
+                .collect();
+            // Long enough for the waiters to go to sleep.
+            thread::sleep(Duration::from_millis(5));
+            barrier.abort();
+            for w in waiters {
+                assert!(w.join().unwrap(), "an aborted wait returns an error");
+            }
+        });
+        // A barrier that cannot complete any more (the others are gone)
+        // returns an error instead of waiting forever.
+        let mut epoch = 1;
+        assert!(barrier.sync(0, &mut epoch).is_err());
+    }
+}
