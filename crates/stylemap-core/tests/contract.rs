@@ -5,6 +5,10 @@
 //! §6 overflow, §7 samplers.
 //!
 //! Environment: `STYLEMAP_KERNEL` restricts the kernels (see `common/mod.rs`).
+//!
+//! Not run under miri: these sweeps take over 10 minutes interpreted; the
+//! kernels, network and gemm tests cover the same code there.
+#![cfg(not(miri))]
 
 #[path = "support/bound.rs"]
 mod bound;
