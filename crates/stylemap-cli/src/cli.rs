@@ -37,6 +37,8 @@ pub enum Command {
     WAvg(WAvgArgs),
     /// Describe a weights file: layout, dims, w_avg, metadata, size.
     Inspect(InspectArgs),
+    /// Time the network on this device: µs per sample per batch size and thread count.
+    Bench(BenchArgs),
 }
 
 /// Which random stream turns a seed into z.
@@ -208,6 +210,44 @@ pub struct InspectArgs {
     pub file: PathBuf,
 }
 
+/// `stylemap bench`
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("budget").args(["iters", "seconds"])))]
+pub struct BenchArgs {
+    /// Weights (.safetensors). Default: the built-in untrained network (same shapes as StyleGAN2).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+
+    /// lr_multiplier of the fc layers when the file's metadata lacks it (default 0.01).
+    #[arg(long, value_name = "L", value_parser = parse_lr)]
+    pub lr_multiplier: Option<f64>,
+
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,8,64,512", value_parser = parse_positive)]
+    pub batch: Vec<usize>,
+
+    /// Thread counts, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,2", value_parser = parse_positive)]
+    pub threads: Vec<usize>,
+
+    /// GEMV kernel: scalar, portable, avx2, avx512 or neon (default: the fastest this CPU runs).
+    #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
+    pub kernel: Option<stylemap::core::Kernel>,
+
+    /// Timed calls per case, after warm-up.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub iters: Option<usize>,
+
+    /// Seconds of timed calls per case, after warm-up (default 0.3).
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub seconds: Option<f64>,
+
+    /// One JSON object per line instead of the table:
+    /// {"variant": ..., "threads": T, "batch": B, "us_per_sample": X}.
+    #[arg(long)]
+    pub json: bool,
+}
+
 fn parse_spec(s: &str) -> Result<IndexSpec, String> {
     IndexSpec::parse(s).map_err(|e| e.to_string())
 }
@@ -257,6 +297,28 @@ fn parse_lr(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("must be a finite number above 0".into())
+    }
+}
+
+fn parse_kernel(s: &str) -> Result<stylemap::core::Kernel, String> {
+    stylemap::core::Kernel::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = stylemap::core::Kernel::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        format!("unknown kernel '{s}' (one of: {})", names.join(", "))
+    })
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 3600.0 {
+        Ok(v)
+    } else {
+        Err("must be a number of seconds above 0 and at most 3600".into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading the network,
 //! labels, progress bars, buffers.
 
+mod bench;
 mod inspect;
 mod map;
 mod mix;
@@ -23,6 +24,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Mix(args) => mix::run(args, cli.quiet),
         Command::WAvg(args) => wavg::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => bench::run(args, cli.quiet),
     }
 }
 
@@ -53,7 +55,7 @@ fn load_network(args: &NetArgs, quiet: bool) -> Result<Network> {
                      its latents do not come from a real StyleGAN"
                 );
             }
-            Ok(Network::builtin())
+            Ok(Network::try_builtin()?)
         }
     }
 }
