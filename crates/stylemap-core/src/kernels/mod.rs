@@ -37,6 +37,7 @@
 pub mod gemm;
 pub mod portable;
 pub mod probe;
+pub mod quant;
 pub mod scalar;
 #[cfg(any(
     target_arch = "x86_64",
