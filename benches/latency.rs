@@ -114,6 +114,14 @@ fn samplers(c: &mut Criterion) {
             sampler::z_from_seed_xoshiro(u64::from(black_box(seed)), &mut z);
         });
     });
+    // Same-run baseline: the pre-vectorisation computation (pair by pair,
+    // pure-Rust libm log/sqrt/sincos), kept in the core as the test oracle.
+    g.bench_function("box_muller_libm_reference/512", |b| {
+        b.iter(|| {
+            seed = seed.wrapping_add(1);
+            sampler::z_from_seed_xoshiro_reference(u64::from(black_box(seed)), &mut z);
+        });
+    });
     g.bench_function("numpy_core/512", |b| {
         b.iter(|| {
             seed = seed.wrapping_add(1);

