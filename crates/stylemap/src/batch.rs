@@ -36,18 +36,19 @@
 //! `STYLEMAP_KERNEL` ([`crate::network::kernel_from_env`]).
 
 use std::num::NonZeroUsize;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use stylemap_core::fold::FoldedLayer;
+use stylemap_core::kernels::gemm::PackedNetwork;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
 use stylemap_core::{Kernel, MappingSpec};
 
 use crate::error::{Error, check_finite};
 use crate::network::Network;
-use crate::pool::{ROW_BLOCK, RowPool};
+use crate::pool::{ROW_BLOCK, RowMode, RowPool};
 
 /// Default batch size at and above which [`Mapper`] switches from the GEMV
 /// path to sgemm when the GEMV path runs on **one** thread
@@ -100,6 +101,11 @@ pub const DEFAULT_GEMM_THRESHOLD: usize = 8;
 /// [`DEFAULT_GEMM_THRESHOLD`]), hence 64.
 pub const DEFAULT_GEMM_THRESHOLD_POOLED: usize = 64;
 
+/// Default batch size at and above which the packed GEMM path splits the
+/// batch between threads instead of each layer's rows (see
+/// [`Mapper::with_split_threshold`]).
+pub const DEFAULT_SPLIT_THRESHOLD: usize = 128;
+
 /// In automatic thread mode, each thread gets at least this many
 /// multiply-adds of work (a thread costs tens of microseconds to start).
 const MIN_MACS_PER_THREAD: usize = 1 << 19;
@@ -109,9 +115,24 @@ const MIN_MACS_PER_THREAD: usize = 1 << 19;
 /// forward pays ~0.2-0.4 µs per layer in barriers and activation exchange).
 const POOL_MIN_MACS_PER_THREAD: usize = 1 << 17;
 
+/// Which batched kernel the GEMM path runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GemmBackend {
+    /// The core's packed batched kernels ([`stylemap_core::kernels::gemm`]),
+    /// weights packed once per mapper: the default, faster than sgemm at
+    /// every batch size measured (see `BENCHMARKS.md`).
+    #[default]
+    Packed,
+    /// `matrixmultiply::sgemm` on the folded weights, one call per layer
+    /// (kept as a baseline and for comparison).
+    Sgemm,
+}
+
 /// One thread's reusable GEMM buffers.
 #[derive(Debug, Default)]
 struct Workspace {
+    /// Packed path: [`PackedNetwork::forward_batch`] scratch.
+    scratch: Vec<f32>,
     /// GEMM activations (ping).
     a: Vec<f32>,
     /// GEMM activations (pong).
@@ -137,10 +158,16 @@ pub struct Mapper<'n> {
     threads: usize,
     /// `None`: the default for the GEMV thread count.
     gemm_threshold: Option<usize>,
+    /// `None`: the default for the thread count.
+    split_threshold: Option<usize>,
+    backend: GemmBackend,
     work: Vec<Workspace>,
-    /// The GEMV path's row-split pool, started on first use and kept (its
-    /// threads live as long as the mapper, or until the thread count changes).
+    /// The row-split pool, started on first use and kept (its threads live
+    /// as long as the mapper, or until the thread count changes).
     pool: Option<RowPool<'n>>,
+    /// The weights packed for the batched kernels, built on first use and
+    /// shared with the pool's threads.
+    packed: Option<Arc<PackedNetwork<Vec<f32>>>>,
 }
 
 impl<'n> Mapper<'n> {
@@ -151,8 +178,11 @@ impl<'n> Mapper<'n> {
             net,
             threads: 0,
             gemm_threshold: None,
+            split_threshold: None,
+            backend: GemmBackend::Packed,
             work: Vec::new(),
             pool: None,
+            packed: None,
         }
     }
 
@@ -176,6 +206,33 @@ impl<'n> Mapper<'n> {
     pub fn with_gemm_threshold(mut self, batch: usize) -> Self {
         self.gemm_threshold = Some(batch);
         self
+    }
+
+    /// Sets the batch size at and above which the packed GEMM path splits
+    /// the **batch** between threads (each running every layer on its own
+    /// samples) rather than each layer's rows (threads exchanging
+    /// activations after every layer). Only matters with more than one
+    /// thread; the result is the same bits either way.
+    pub fn with_split_threshold(mut self, batch: usize) -> Self {
+        self.split_threshold = Some(batch);
+        self
+    }
+
+    /// Selects the batched kernel of the GEMM path.
+    pub fn with_gemm_backend(mut self, backend: GemmBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The batched kernel of the GEMM path.
+    pub fn gemm_backend(&self) -> GemmBackend {
+        self.backend
+    }
+
+    /// The batch-split threshold in use (see
+    /// [`with_split_threshold`](Self::with_split_threshold)).
+    pub fn split_threshold(&self) -> usize {
+        self.split_threshold.unwrap_or(DEFAULT_SPLIT_THRESHOLD)
     }
 
     /// The network.
@@ -253,17 +310,106 @@ impl<'n> Mapper<'n> {
             return Ok(());
         }
         if n < self.gemm_threshold() {
-            let t = self.gemv_threads();
-            if !matches!(&self.pool, Some(p) if p.threads() == t) {
-                self.pool = None; // join the old threads first
-                self.pool = Some(RowPool::new(self.net, t)?);
-            }
-            if let Some(pool) = &mut self.pool {
-                return pool.forward(z, c, w);
+            return self.pool()?.forward(z, c, w, RowMode::Gemv);
+        }
+        match self.backend {
+            GemmBackend::Sgemm => self.run_gemm_path(z, c, w)?,
+            GemmBackend::Packed => {
+                let threads = self.threads_for(n);
+                if threads > 1 && n < self.split_threshold() {
+                    return self.pool()?.forward(z, c, w, RowMode::Packed);
+                }
+                self.run_packed_split(z, c, w, threads)?;
             }
         }
-        self.run_gemm_path(z, c, w)?;
         check_overflow(w, s.w_dim)
+    }
+
+    /// The weights packed for the batched kernels (packed on first use).
+    fn packed(&mut self) -> Result<Arc<PackedNetwork<Vec<f32>>>, Error> {
+        if let Some(p) = &self.packed {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(crate::pool::pack(self.net)?);
+        self.packed = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// The row-split pool for [`gemv_threads`](Self::gemv_threads) threads.
+    fn pool(&mut self) -> Result<&mut RowPool<'n>, Error> {
+        let t = self.gemv_threads();
+        if !matches!(&self.pool, Some(p) if p.threads() == t) {
+            self.pool = None; // join the old threads first
+            let packed = self.packed()?;
+            self.pool = Some(RowPool::with_packed(self.net, t, packed)?);
+        }
+        Ok(self.pool.as_mut().expect("the pool was just built"))
+    }
+
+    /// The packed GEMM path with the batch split into `threads` contiguous
+    /// parts (the calling thread takes the first).
+    fn run_packed_split(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let s = *self.net.spec();
+        let n = w.len() / s.w_dim;
+        let packed = self.packed()?;
+        if self.work.len() < threads {
+            self.work.resize_with(threads, Workspace::default);
+        }
+        let rows = n.div_ceil(threads);
+        let mut jobs = Vec::with_capacity(threads);
+        let mut rest_w = w;
+        for (t, ws) in self.work.iter_mut().enumerate().take(threads) {
+            let start = t * rows;
+            if start >= n {
+                break;
+            }
+            let end = n.min(start + rows);
+            let (w_chunk, tail) = rest_w.split_at_mut((end - start) * s.w_dim);
+            rest_w = tail;
+            let z_chunk = &z[start * s.z_dim..end * s.z_dim];
+            let c_chunk = &c[start * s.c_dim..end * s.c_dim];
+            jobs.push((z_chunk, c_chunk, w_chunk, &mut ws.scratch));
+        }
+        let run = |z: &[f32], c: &[f32], w: &mut [f32], scratch: &mut Vec<f32>| {
+            let b = w.len() / s.w_dim;
+            let need = packed.scratch_len(b);
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            packed.forward_batch(z, c, b, scratch, w)
+        };
+        let mut jobs = jobs.into_iter();
+        let Some(first) = jobs.next() else {
+            return Ok(());
+        };
+        let rest: Vec<_> = jobs.collect();
+        if rest.is_empty() {
+            let (z, c, w, scratch) = first;
+            return Ok(run(z, c, w, scratch)?);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .into_iter()
+                .map(|(z, c, w, scratch)| scope.spawn(move || run(z, c, w, scratch)))
+                .collect();
+            let (z, c, w, scratch) = first;
+            let mut result = run(z, c, w, scratch);
+            for h in handles {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            Ok(result?)
+        })
     }
 
     /// The GEMM path: the batch split between threads, one sgemm per layer.
@@ -334,7 +480,7 @@ fn run_gemm(
             buf.resize(len, 0.0);
         }
     }
-    let Workspace { a, b, e } = ws;
+    let Workspace { a, b, e, .. } = ws;
     for (z_row, x_row) in z.chunks_exact(s.z_dim).zip(a.chunks_exact_mut(inp)) {
         normalize_2nd_moment(z_row, &mut x_row[..s.z_dim]);
     }

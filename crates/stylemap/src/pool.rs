@@ -82,6 +82,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use stylemap_core::kernels::gemm::{PackedLayer, PackedNetwork, gemm_packed_bias_act};
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::Activation;
@@ -94,9 +95,28 @@ use crate::network::Network;
 /// row blocking of every kernel, and 64 bytes of f32 output).
 pub const ROW_BLOCK: usize = 16;
 
-/// Samples per pass through the layers: the shared buffers hold this many
-/// activation vectors. Larger batches run in chunks.
+/// Samples per pass through the layers in [`RowMode::Gemv`]. Larger batches
+/// run in chunks.
 pub const CHUNK: usize = 16;
+
+/// Samples per pass through the layers in [`RowMode::Packed`]: the shared
+/// buffers hold this many activation vectors. Each pass reads every weight
+/// once, so larger chunks read less per sample; 64 keeps the two activation
+/// buffers (2 x 128 KiB for 512-wide layers) in L2 beside a thread's half
+/// of a layer (512 KiB).
+pub const GEMM_CHUNK: usize = 64;
+
+/// How each participant computes its rows of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowMode {
+    /// Per sample, the network's GEMV kernel on row-major weights:
+    /// bit-identical to [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward).
+    Gemv,
+    /// The whole chunk at once, the packed batched kernel
+    /// ([`stylemap_core::kernels::gemm`]) on the participant's panels:
+    /// bit-identical to [`PackedNetwork::forward_batch`].
+    Packed,
+}
 
 /// How long a barrier waiter spins before it starts yielding (only when the
 /// pool has no more threads than the machine has cores; otherwise it yields
@@ -271,6 +291,8 @@ struct Shared {
     /// Samples in the current pass (written by the caller before the start
     /// barrier).
     batch: Padded<AtomicUsize>,
+    /// The current pass runs [`RowMode::Packed`] (written with `batch`).
+    packed_mode: AtomicBool,
     /// Activation buffers `[CHUNK][stride_lines]` (ping-pong).
     bufs: [Box<[Line]>; 2],
     /// Cache lines per sample in `bufs`.
@@ -356,21 +378,65 @@ struct LayerPlan {
 /// [`ROW_BLOCK`]s (the last may end mid-block at `rows`), whose block counts
 /// differ by at most one; with fewer blocks than parts some ranges are empty.
 pub fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
+    split_rows_in(rows, parts, ROW_BLOCK)
+}
+
+/// [`split_rows`] in blocks of `block` rows (`block >= 1`).
+fn split_rows_in(rows: usize, parts: usize, block: usize) -> Vec<Range<usize>> {
     let parts = parts.max(1);
-    let blocks = rows.div_ceil(ROW_BLOCK);
+    let blocks = rows.div_ceil(block);
     (0..parts)
         .map(|t| {
-            let lo = (t * blocks / parts * ROW_BLOCK).min(rows);
-            let hi = ((t + 1) * blocks / parts * ROW_BLOCK).min(rows);
+            let lo = (t * blocks / parts * block).min(rows);
+            let hi = ((t + 1) * blocks / parts * block).min(rows);
             lo..hi
         })
         .collect()
 }
 
-/// One participant's private activations (`[CHUNK][stride]` each).
+/// Rows per split block for `kernel`: a multiple of [`ROW_BLOCK`] and of the
+/// kernel's packed panel width, so every participant's rows are whole panels.
+fn block_for(kernel: Kernel) -> usize {
+    ROW_BLOCK.max(kernel.packed_nr())
+}
+
+/// Rows `mine` of packed layer `pl` for the `x.len() / in` samples of `x`
+/// (dense `[b, in]`) into `y` (dense `[b, out]`), through `dense` when the
+/// rows are not the whole layer. `mine` starts on a panel boundary.
+fn packed_rows(
+    kernel: Kernel,
+    pl: &PackedLayer<'_>,
+    mine: Range<usize>,
+    x: &[f32],
+    dense: &mut [f32],
+    y: &mut [f32],
+) {
+    let (inp, out, nr) = (pl.in_features, pl.out_features, pl.nr);
+    let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
+    let weight = &pl.weight[p0 * nr * inp..p1 * nr * inp];
+    let bias = &pl.bias[mine.clone()];
+    let m = mine.len();
+    if m == out {
+        gemm_packed_bias_act(kernel, weight, bias, x, inp, pl.activation, y)
+            .expect("the pool's panels match the layer shapes");
+        return;
+    }
+    let b = x.len() / inp;
+    let d = &mut dense[..b * m];
+    gemm_packed_bias_act(kernel, weight, bias, x, inp, pl.activation, d)
+        .expect("the pool's panels match the layer shapes");
+    for (ys, ds) in y.chunks_exact_mut(out).zip(d.chunks_exact(m)) {
+        ys[mine.clone()].copy_from_slice(ds);
+    }
+}
+
+/// One participant's private activations (`[GEMM_CHUNK][width]` each,
+/// used densely: a layer's samples at a stride of its own width).
 struct Local {
     x: Vec<f32>,
     y: Vec<f32>,
+    /// Packed mode: this participant's rows before they are spread into `y`.
+    dense: Vec<f32>,
     /// This participant's barrier epoch.
     epoch: u64,
 }
@@ -388,8 +454,8 @@ struct Worker {
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
     rows: Vec<OwnedRows>,
+    packed: Arc<PackedNetwork<Vec<f32>>>,
     input_features: usize,
-    stride: usize,
     local: Local,
 }
 
@@ -403,37 +469,46 @@ impl Worker {
 
     /// Waits for a job, then runs its share of every layer.
     fn forward(&mut self) -> Result<(), Aborted> {
-        let sh = &*self.shared;
-        let me = self.me;
-        let stride = self.stride;
-        let Local { x, y, epoch } = &mut self.local;
+        let Worker {
+            me,
+            kernel,
+            shared,
+            plan,
+            rows,
+            packed,
+            input_features,
+            local,
+        } = self;
+        let (sh, me, kernel) = (&**shared, *me, *kernel);
+        let Local { x, y, dense, epoch } = local;
         sh.barrier.sync(me, epoch)?;
-        let b = sh.batch.0.load(Ordering::Relaxed).min(CHUNK);
-        sh.gather(0, b, 0..self.input_features, x, stride);
-        let last = self.plan.len() - 1;
-        for (l, (layer, rows)) in self.plan.iter().zip(&self.rows).enumerate() {
+        let b = sh.batch.0.load(Ordering::Relaxed).min(GEMM_CHUNK);
+        let packed_mode = sh.packed_mode.load(Ordering::Relaxed);
+        sh.gather(0, b, 0..*input_features, x, *input_features);
+        let last = plan.len() - 1;
+        let (_, packed_layers) = packed.layers();
+        for (l, ((layer, rows), pl)) in plan.iter().zip(rows.iter()).zip(packed_layers).enumerate()
+        {
             let mine = layer.ranges[me].clone();
+            let (inp, out) = (layer.in_features, layer.out_features);
             let buf = (l + 1) % 2;
             if !mine.is_empty() {
-                for s in 0..b {
-                    let xs = &x[s * stride..][..layer.in_features];
-                    let ys = &mut y[s * stride + mine.start..s * stride + mine.end];
-                    gemv_bias_act(
-                        self.kernel,
-                        &rows.weight,
-                        &rows.bias,
-                        xs,
-                        layer.activation,
-                        ys,
-                    )
-                    .expect("the pool's row slices match the layer shapes");
+                let (xb, yb) = (&x[..b * inp], &mut y[..b * out]);
+                if packed_mode {
+                    packed_rows(kernel, &pl, mine.clone(), xb, dense, yb);
+                } else {
+                    for (xs, ys) in xb.chunks_exact(inp).zip(yb.chunks_exact_mut(out)) {
+                        let (w, bias) = (&rows.weight, &rows.bias);
+                        gemv_bias_act(kernel, w, bias, xs, layer.activation, &mut ys[mine.clone()])
+                            .expect("the pool's row slices match the layer shapes");
+                    }
                 }
-                sh.publish(buf, b, mine.clone(), y, stride);
+                sh.publish(buf, b, mine.clone(), y, out);
             }
             sh.barrier.sync(me, epoch)?;
             if l < last {
-                sh.gather(buf, b, 0..mine.start, y, stride);
-                sh.gather(buf, b, mine.end..layer.out_features, y, stride);
+                sh.gather(buf, b, 0..mine.start, y, out);
+                sh.gather(buf, b, mine.end..out, y, out);
                 std::mem::swap(x, y);
             }
         }
@@ -441,11 +516,12 @@ impl Worker {
     }
 }
 
-/// A pool of threads bound to one [`Network`] that runs the GEMV forward
-/// with each layer's output rows split between them (see the [module
-/// docs](self)). Results are bit-identical to
+/// A pool of threads bound to one [`Network`] that runs the forward with
+/// each layer's output rows split between them (see the [module
+/// docs](self)). In [`RowMode::Gemv`] results are bit-identical to
 /// [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward) with
-/// the network's kernel, whatever the thread count.
+/// the network's kernel, in [`RowMode::Packed`] to
+/// [`PackedNetwork::forward_batch`], whatever the thread count.
 ///
 /// ```
 /// let net = stylemap::Network::builtin();
@@ -462,15 +538,15 @@ pub struct RowPool<'n> {
     threads: usize,
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
+    packed: Arc<PackedNetwork<Vec<f32>>>,
     workers: Vec<JoinHandle<()>>,
     caller: Caller,
 }
 
 /// The calling thread's private state (participant 0).
 struct Caller {
-    stride: usize,
     local: Local,
-    /// Label embedding output, `embed_features`.
+    /// Label embedding output, `[GEMM_CHUNK][embed_features]`.
     embed: Vec<f32>,
 }
 
@@ -484,6 +560,22 @@ impl fmt::Debug for RowPool<'_> {
     }
 }
 
+/// Packs `net`'s weights for its kernel's batched layout
+/// ([`stylemap_core::kernels::gemm`]).
+pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<Vec<f32>>, Error> {
+    use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
+    let spec = net.spec();
+    let kernel = net.kernel();
+    let mut buf = vec![0.0f32; packed_network_len(spec, kernel)];
+    pack_network(spec, net.core().params(), kernel, &mut buf)?;
+    Ok(PackedNetwork::new(
+        *spec,
+        kernel,
+        buf,
+        net.w_avg().to_vec(),
+    )?)
+}
+
 impl<'n> RowPool<'n> {
     /// Builds a pool of `threads` participants (the caller plus
     /// `threads - 1` worker threads, started here; 0 is taken as 1) for
@@ -493,16 +585,27 @@ impl<'n> RowPool<'n> {
     /// blocks (threads without rows only take part in the barriers).
     /// Errors if a thread cannot be started.
     pub fn new(net: &'n Network, threads: usize) -> Result<RowPool<'n>, Error> {
+        RowPool::with_packed(net, threads, Arc::new(pack(net)?))
+    }
+
+    /// [`new`](Self::new) sharing weights already packed by [`pack`] for
+    /// `net`.
+    pub(crate) fn with_packed(
+        net: &'n Network,
+        threads: usize,
+        packed: Arc<PackedNetwork<Vec<f32>>>,
+    ) -> Result<RowPool<'n>, Error> {
         let threads = threads.max(1);
         let spec: MappingSpec = *net.spec();
         let kernel = net.kernel();
+        let block = block_for(kernel);
         let (_, layers) = net.core().layers();
         let plan: Arc<[LayerPlan]> = layers
             .map(|l| LayerPlan {
                 in_features: l.in_features,
                 out_features: l.out_features,
                 activation: l.activation,
-                ranges: split_rows(l.out_features, threads),
+                ranges: split_rows_in(l.out_features, threads, block),
             })
             .collect();
         let width = spec
@@ -510,43 +613,50 @@ impl<'n> RowPool<'n> {
             .max(spec.layer_features)
             .max(spec.w_dim);
         let stride_lines = width.div_ceil(LANES);
-        let stride = stride_lines * LANES;
         let cores = crate::batch::cores();
         let spin = if threads <= cores {
             SPIN
         } else {
             Duration::ZERO
         };
-        let buf =
-            || -> Box<[Line]> { (0..CHUNK * stride_lines).map(|_| Line::default()).collect() };
+        let buf = || -> Box<[Line]> {
+            (0..GEMM_CHUNK * stride_lines)
+                .map(|_| Line::default())
+                .collect()
+        };
         let shared = Arc::new(Shared {
             barrier: Barrier::new(threads, spin),
             batch: Padded::default(),
+            packed_mode: AtomicBool::new(false),
             bufs: [buf(), buf()],
             stride_lines,
         });
-        let local = || Local {
-            x: vec![0.0; CHUNK * stride],
-            y: vec![0.0; CHUNK * stride],
-            epoch: 0,
+        let local = |me: usize| {
+            let most = plan.iter().map(|p| p.ranges[me].len()).max().unwrap_or(0);
+            Local {
+                x: vec![0.0; GEMM_CHUNK * width],
+                y: vec![0.0; GEMM_CHUNK * width],
+                dense: vec![0.0; GEMM_CHUNK * most],
+                epoch: 0,
+            }
         };
         let mut pool = RowPool {
             net,
             kernel,
             threads,
             shared,
-            plan,
+            plan: Arc::clone(&plan),
+            packed: Arc::clone(&packed),
             workers: Vec::with_capacity(threads - 1),
             caller: Caller {
-                stride,
-                local: local(),
-                embed: vec![0.0; spec.embed_features],
+                local: local(0),
+                embed: vec![0.0; GEMM_CHUNK * spec.embed_features],
             },
         };
         for me in 1..threads {
             let (_, layers) = net.core().layers();
             let rows = layers
-                .zip(pool.plan.iter())
+                .zip(plan.iter())
                 .map(|(l, p)| {
                     let r = p.ranges[me].clone();
                     OwnedRows {
@@ -559,11 +669,11 @@ impl<'n> RowPool<'n> {
                 me,
                 kernel,
                 shared: Arc::clone(&pool.shared),
-                plan: Arc::clone(&pool.plan),
+                plan: Arc::clone(&plan),
                 rows,
+                packed: Arc::clone(&packed),
                 input_features: spec.input_features(),
-                stride,
-                local: local(),
+                local: local(me),
             };
             let handle = thread::Builder::new()
                 .name(format!("stylemap-pool-{me}"))
@@ -585,27 +695,45 @@ impl<'n> RowPool<'n> {
         self.threads
     }
 
-    /// The GEMV kernel in use (the network's).
+    /// The kernel in use (the network's).
     pub fn kernel(&self) -> Kernel {
         self.kernel
     }
 
-    /// Maps `N = w.len() / w_dim` samples, exactly like
-    /// [`crate::Mapper::map`] (same checks, same errors), through the pool.
+    /// Maps `N = w.len() / w_dim` samples in [`RowMode::Gemv`], with the
+    /// same checks and errors as [`crate::Mapper::map`].
     pub fn map(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
-        crate::batch::check_batch(self.net.spec(), z, c, w)?;
-        self.forward(z, c, w)
+        self.map_with(z, c, w, RowMode::Gemv)
     }
 
-    /// [`map`](Self::map) without the argument checks: the caller has run
-    /// `check_batch` on these buffers.
-    pub(crate) fn forward(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+    /// [`map`](Self::map) in the given [`RowMode`].
+    pub fn map_with(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        mode: RowMode,
+    ) -> Result<(), Error> {
+        crate::batch::check_batch(self.net.spec(), z, c, w)?;
+        self.forward(z, c, w, mode)
+    }
+
+    /// [`map_with`](Self::map_with) without the argument checks: the caller
+    /// has run `check_batch` on these buffers.
+    pub(crate) fn forward(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        mode: RowMode,
+    ) -> Result<(), Error> {
         let RowPool {
             net,
             kernel,
             threads,
             shared,
             plan,
+            packed,
             caller,
             ..
         } = self;
@@ -616,15 +744,26 @@ impl<'n> RowPool<'n> {
         let guard = AbortOnUnwind(barrier);
         let s = *net.spec();
         let rows = w.len() / s.w_dim;
+        let chunk = match mode {
+            RowMode::Gemv => CHUNK,
+            RowMode::Packed => GEMM_CHUNK,
+        };
         let mut done = 0;
         while done < rows {
-            let b = (rows - done).min(CHUNK);
+            let b = (rows - done).min(chunk);
             let zc = &z[done * s.z_dim..(done + b) * s.z_dim];
             let cc = &c[done * s.c_dim..(done + b) * s.c_dim];
             let wc = &mut w[done * s.w_dim..(done + b) * s.w_dim];
             let pooled = (*threads > 1).then_some(&**shared);
+            let job = Job {
+                net,
+                kernel: *kernel,
+                packed: (mode == RowMode::Packed).then_some(&**packed),
+                pool: pooled,
+                plan,
+            };
             caller
-                .pass(net, *kernel, pooled, plan, b, zc, cc, wc)
+                .pass(&job, b, zc, cc, wc)
                 .map_err(|Aborted| broken())?;
             done += b;
         }
@@ -633,70 +772,108 @@ impl<'n> RowPool<'n> {
     }
 }
 
+/// What one pass of the caller runs on.
+struct Job<'a> {
+    net: &'a Network,
+    kernel: Kernel,
+    /// `Some` in [`RowMode::Packed`].
+    packed: Option<&'a PackedNetwork<Vec<f32>>>,
+    /// `None` when the caller is alone.
+    pool: Option<&'a Shared>,
+    plan: &'a [LayerPlan],
+}
+
 impl Caller {
-    /// One pass of `b <= CHUNK` samples through every layer, as participant
-    /// 0 of `pool` (alone when `pool` is `None`).
-    #[allow(clippy::too_many_arguments)]
+    /// One pass of `b` samples (at most the mode's chunk) through every
+    /// layer, as participant 0.
     fn pass(
         &mut self,
-        net: &Network,
-        kernel: Kernel,
-        pool: Option<&Shared>,
-        plan: &[LayerPlan],
+        job: &Job<'_>,
         b: usize,
         z: &[f32],
         c: &[f32],
         w: &mut [f32],
     ) -> Result<(), Aborted> {
-        let s = *net.spec();
+        let s = *job.net.spec();
         let inp = s.input_features();
-        let stride = self.stride;
-        let Local { x, y, epoch } = &mut self.local;
-        let (embed, mut layers) = net.core().layers();
-        // Step 1 on the caller: x = concat(norm(z), norm(embed(c))).
-        for i in 0..b {
-            let xs = &mut x[i * stride..][..inp];
-            normalize_2nd_moment(&z[i * s.z_dim..(i + 1) * s.z_dim], &mut xs[..s.z_dim]);
-            if let Some(e) = &embed {
-                let ci = &c[i * s.c_dim..(i + 1) * s.c_dim];
-                gemv_bias_act(kernel, e.weight, e.bias, ci, e.activation, &mut self.embed)
+        let kernel = job.kernel;
+        let Local { x, y, dense, epoch } = &mut self.local;
+        let (embed, mut layers) = job.net.core().layers();
+        // Step 1 on the caller: x = concat(norm(z), norm(embed(c))), the
+        // embedding computed as the mode's kernel computes it.
+        let ef = s.embed_features;
+        let embed_out = &mut self.embed[..b * ef];
+        match (job.packed, &embed) {
+            (Some(p), Some(_)) => {
+                if let (Some(e), _) = p.layers() {
+                    gemm_packed_bias_act(
+                        kernel,
+                        e.weight,
+                        e.bias,
+                        c,
+                        s.c_dim,
+                        e.activation,
+                        embed_out,
+                    )
                     .expect("the embedding shapes are valid");
-                normalize_2nd_moment(&self.embed, &mut xs[s.z_dim..]);
+                }
+            }
+            (None, Some(e)) => {
+                for (ci, eo) in c.chunks_exact(s.c_dim).zip(embed_out.chunks_exact_mut(ef)) {
+                    gemv_bias_act(kernel, e.weight, e.bias, ci, e.activation, eo)
+                        .expect("the embedding shapes are valid");
+                }
+            }
+            (_, None) => {}
+        }
+        for i in 0..b {
+            let xs = &mut x[i * inp..][..inp];
+            normalize_2nd_moment(&z[i * s.z_dim..(i + 1) * s.z_dim], &mut xs[..s.z_dim]);
+            if embed.is_some() {
+                normalize_2nd_moment(&embed_out[i * ef..(i + 1) * ef], &mut xs[s.z_dim..]);
             }
         }
-        if let Some(sh) = pool {
-            sh.publish(0, b, 0..inp, x, stride);
+        if let Some(sh) = job.pool {
+            sh.publish(0, b, 0..inp, x, inp);
             sh.batch.0.store(b, Ordering::Relaxed);
+            sh.packed_mode
+                .store(job.packed.is_some(), Ordering::Relaxed);
             sh.barrier.sync(0, epoch)?;
         }
-        let last = plan.len() - 1;
-        for (l, p) in plan.iter().enumerate() {
+        let mut packed_layers = job.packed.map(|p| p.layers().1);
+        let last = job.plan.len() - 1;
+        for (l, p) in job.plan.iter().enumerate() {
             let Some(layer) = layers.next() else { break };
+            let pl = packed_layers.as_mut().and_then(Iterator::next);
+            let (lin, out) = (p.in_features, p.out_features);
             // Participant 0's range starts at row 0.
             let mine = p.ranges[0].clone();
-            let wr = &layer.weight[..mine.end * layer.in_features];
-            let br = &layer.bias[..mine.end];
             let buf = (l + 1) % 2;
-            // The last layer writes w directly (sample stride w_dim).
-            let (out, out_stride): (&mut [f32], usize) = if l == last {
-                (&mut *w, s.w_dim)
+            // The last layer writes w directly.
+            let yb: &mut [f32] = if l == last {
+                &mut *w
             } else {
-                (&mut *y, stride)
+                &mut y[..b * out]
             };
+            let xb = &x[..b * lin];
             if !mine.is_empty() {
-                for i in 0..b {
-                    let xs = &x[i * stride..][..layer.in_features];
-                    let ys = &mut out[i * out_stride..][..mine.end];
-                    gemv_bias_act(kernel, wr, br, xs, layer.activation, ys)
-                        .expect("the pool's row slices match the layer shapes");
+                if let Some(pl) = &pl {
+                    packed_rows(kernel, pl, mine.clone(), xb, dense, yb);
+                } else {
+                    let wr = &layer.weight[..mine.end * lin];
+                    let br = &layer.bias[..mine.end];
+                    for (xs, ys) in xb.chunks_exact(lin).zip(yb.chunks_exact_mut(out)) {
+                        gemv_bias_act(kernel, wr, br, xs, layer.activation, &mut ys[..mine.end])
+                            .expect("the pool's row slices match the layer shapes");
+                    }
                 }
             }
-            if let Some(sh) = pool {
+            if let Some(sh) = job.pool {
                 if l < last {
-                    sh.publish(buf, b, mine.clone(), out, out_stride);
+                    sh.publish(buf, b, mine.clone(), yb, out);
                 }
                 sh.barrier.sync(0, epoch)?;
-                sh.gather(buf, b, mine.end..p.out_features, out, out_stride);
+                sh.gather(buf, b, mine.end..out, yb, out);
             }
             if l < last {
                 std::mem::swap(x, y);
