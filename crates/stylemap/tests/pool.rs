@@ -720,15 +720,20 @@ fn child_kernel_env() {
             // An explicit choice overrides the variable.
             let best = net.clone().with_kernel(Kernel::best()).unwrap();
             assert_eq!(best.kernel(), Kernel::best());
-            // The pool runs the forced kernel: same bits as the core with it.
+            // Both paths run the forced kernel: same bits as the core with it.
             let z = zs(&net, 3, 4);
-            let want = core_forward(&net, &z, &[]);
-            let mut w = vec![0.0f32; 3 * 48];
-            Mapper::new(&net)
-                .with_threads(2)
-                .map(&z, &[], &mut w)
-                .unwrap();
-            assert_bits_eq(&w, &want, "forced kernel");
+            for (threshold, want) in [
+                (usize::MAX, core_forward(&net, &z, &[])),
+                (0, packed_forward(&net, &z, &[])),
+            ] {
+                let mut w = vec![0.0f32; 3 * 48];
+                Mapper::new(&net)
+                    .with_threads(2)
+                    .with_gemm_threshold(threshold)
+                    .map(&z, &[], &mut w)
+                    .unwrap();
+                assert_bits_eq(&w, &want, &format!("forced kernel, threshold {threshold}"));
+            }
         }
     }
     // A kernel that cannot run here is refused by the explicit API too.
