@@ -121,7 +121,7 @@ pub struct Mapper<'n> {
     work: Vec<Workspace>,
     /// The row-split pool, started on first use and kept (its threads live
     /// as long as the mapper, or until the thread count changes).
-    pool: Option<RowPool<'n>>,
+    pool: Option<RowPool>,
     /// The weights packed for the batched kernels, built on first use and
     /// shared with the pool's threads.
     packed: Option<Arc<PackedNetwork<Vec<f32>>>>,
@@ -286,7 +286,7 @@ impl<'n> Mapper<'n> {
     }
 
     /// The row-split pool for [`gemv_threads`](Self::gemv_threads) threads.
-    fn pool(&mut self) -> Result<&mut RowPool<'n>, Error> {
+    fn pool(&mut self) -> Result<&mut RowPool, Error> {
         let t = self.gemv_threads();
         if !matches!(&self.pool, Some(p) if p.threads() == t) {
             self.pool = None; // join the old threads first

@@ -9,12 +9,15 @@
 //!   pool is dropped. The calling thread is participant 0 and computes its
 //!   own share; `threads - 1` workers compute the others.
 //! - **Row split.** Layer `l`'s `out` rows are cut into blocks of
-//!   [`ROW_BLOCK`] (16, a multiple of every kernel's row blocking) and the
-//!   blocks are dealt out in contiguous, balanced ranges, one per
-//!   participant. Each worker holds a private copy of **its** rows of every
-//!   layer (weights and biases, copied once at construction: the pool costs
-//!   `(threads - 1) / threads` of the weight bytes in memory); the caller
-//!   reads its rows straight from the [`Network`].
+//!   [`ROW_BLOCK`] (16, a multiple of every GEMV kernel's row blocking;
+//!   more where a batched kernel's panels are wider) and the blocks are
+//!   dealt out in contiguous, balanced ranges, one per participant.
+//! - **Row sources.** What computes a participant's rows is a [`RowSource`]:
+//!   the GEMV kernels on the folded row-major weights ([`RowMode::Gemv`]),
+//!   the packed batched kernels on whole panels ([`RowMode::Packed`]), or
+//!   any other layout (reduced-precision packs). Sources are shared
+//!   (`Arc`), read-only: the pool keeps one copy of the f32 weights in each
+//!   layout, whatever the thread count.
 //! - **Bit-identical to one thread.** The core's kernels compute each output
 //!   row from that row, the input and the bias only (see the determinism note
 //!   in `stylemap_core::kernels`), so computing rows `r0..r1` from the
@@ -47,9 +50,9 @@
 //!   calls find them spinning; after ~[`SPIN_AND_YIELD`] idle they sleep and
 //!   the next call pays a wake-up (tens of µs).
 //! - **Batches** of `N > 1` samples run layer by layer in chunks of up to
-//!   [`CHUNK`] samples: each thread runs its rows for every sample of the
-//!   chunk before the barrier, so its share of a layer's weights is read
-//!   from L3 once per chunk and from L2 for the other samples.
+//!   [`CHUNK`] samples ([`GEMM_CHUNK`] in [`RowMode::Packed`]): each thread
+//!   runs its rows for every sample of the chunk before the barrier, so its
+//!   share of a layer's weights is read from L3 once per chunk.
 //! - **Failure.** If a worker panics (a bug), or the caller unwinds in the
 //!   middle of a forward, the pool is marked broken: every waiter returns,
 //!   and every later call returns an error instead of hanging.
@@ -82,11 +85,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use stylemap_core::kernels::gemm::{PackedLayer, PackedNetwork, gemm_packed_bias_act};
+use stylemap_core::kernels::gemm::{PackedNetwork, gemm_packed_bias_act};
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
-use stylemap_core::spec::Activation;
-use stylemap_core::{Kernel, MappingSpec};
+use stylemap_core::{Kernel, MappingNetwork, MappingSpec};
 
 use crate::error::Error;
 use crate::network::Network;
@@ -364,12 +366,156 @@ impl Shared {
     }
 }
 
+/// What the participants compute with, one layer's rows at a time: the
+/// network's weights in one layout with the kernel that reads it.
+///
+/// Implementations compute each output from its own weights, the input and
+/// the bias only, so rows computed by different participants are the bits
+/// the whole layer would give.
+pub trait RowSource: Send + Sync {
+    /// Sizes and hyper-parameters.
+    fn spec(&self) -> &MappingSpec;
+    /// The kernel in use.
+    fn kernel(&self) -> Kernel;
+    /// Rows per split block: every participant's rows start on a multiple
+    /// (a power of two).
+    fn block(&self) -> usize;
+    /// The label embedding of `b` samples: `e [b, embed_features]` from
+    /// `c [b, c_dim]` (conditional networks only).
+    fn embed(&self, c: &[f32], e: &mut [f32]);
+    /// Rows `mine` of fc layer `l` (which start on a [`block`](Self::block)
+    /// boundary) for the `b = x.len() / in` samples of `x [b, in]`, written
+    /// to those columns of `y [b, out]`; `dense` holds at least
+    /// `b * mine.len()` floats of scratch.
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]);
+}
+
+/// The GEMV kernels on the folded row-major weights, sample by sample:
+/// [`RowMode::Gemv`].
+struct GemvRows(MappingNetwork<Vec<f32>>);
+
+impl RowSource for GemvRows {
+    fn spec(&self) -> &MappingSpec {
+        self.0.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.0.kernel()
+    }
+
+    fn block(&self) -> usize {
+        ROW_BLOCK
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        let s = self.0.spec();
+        if let (Some(l), _) = self.0.layers() {
+            for (ci, ei) in c
+                .chunks_exact(s.c_dim)
+                .zip(e.chunks_exact_mut(l.out_features))
+            {
+                gemv_bias_act(self.kernel(), l.weight, l.bias, ci, l.activation, ei)
+                    .expect("the embedding shapes are valid");
+            }
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], _: &mut [f32], y: &mut [f32]) {
+        let Some(layer) = self.0.layers().1.nth(l) else {
+            return;
+        };
+        let (inp, out) = (layer.in_features, layer.out_features);
+        let w = &layer.weight[mine.start * inp..mine.end * inp];
+        let b = &layer.bias[mine.clone()];
+        for (xs, ys) in x.chunks_exact(inp).zip(y.chunks_exact_mut(out)) {
+            gemv_bias_act(
+                self.kernel(),
+                w,
+                b,
+                xs,
+                layer.activation,
+                &mut ys[mine.clone()],
+            )
+            .expect("the pool's row slices match the layer shapes");
+        }
+    }
+}
+
+/// The packed batched kernels on whole panels, the chunk at once:
+/// [`RowMode::Packed`].
+struct PackedRows(Arc<PackedNetwork<Vec<f32>>>);
+
+impl RowSource for PackedRows {
+    fn spec(&self) -> &MappingSpec {
+        self.0.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.0.kernel()
+    }
+
+    fn block(&self) -> usize {
+        ROW_BLOCK.max(self.0.kernel().packed_nr())
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        if let (Some(l), _) = self.0.layers() {
+            gemm_packed_bias_act(
+                self.kernel(),
+                l.weight,
+                l.bias,
+                c,
+                l.in_features,
+                l.activation,
+                e,
+            )
+            .expect("the embedding shapes are valid");
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]) {
+        let Some(pl) = self.0.layers().1.nth(l) else {
+            return;
+        };
+        let (inp, nr) = (pl.in_features, pl.nr);
+        let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
+        let weight = &pl.weight[p0 * nr * inp..p1 * nr * inp];
+        let bias = &pl.bias[mine.clone()];
+        spread_rows(mine, pl.out_features, x.len() / inp, dense, y, |d| {
+            gemm_packed_bias_act(self.kernel(), weight, bias, x, inp, pl.activation, d)
+                .expect("the pool's panels match the layer shapes");
+        });
+    }
+}
+
+/// Runs `compute` (which fills dense `[b, mine.len()]` rows) straight into
+/// `y [b, out]` when `mine` is the whole layer, else into `dense` and then
+/// into `mine`'s columns of `y`.
+pub(crate) fn spread_rows(
+    mine: Range<usize>,
+    out: usize,
+    b: usize,
+    dense: &mut [f32],
+    y: &mut [f32],
+    compute: impl FnOnce(&mut [f32]),
+) {
+    let m = mine.len();
+    if m == out {
+        compute(&mut y[..b * out]);
+        return;
+    }
+    let d = &mut dense[..b * m];
+    compute(d);
+    for (ys, ds) in y.chunks_exact_mut(out).zip(d.chunks_exact(m)) {
+        ys[mine.clone()].copy_from_slice(ds);
+    }
+}
+
 /// Shape of one fc layer and how its rows are split.
 #[derive(Clone, Debug)]
 struct LayerPlan {
     in_features: usize,
     out_features: usize,
-    activation: Activation,
     /// `ranges[t]`: the rows participant `t` computes.
     ranges: Vec<Range<usize>>,
 }
@@ -394,67 +540,40 @@ fn split_rows_in(rows: usize, parts: usize, block: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Rows per split block for `kernel`: a multiple of [`ROW_BLOCK`] and of the
-/// kernel's packed panel width, so every participant's rows are whole panels.
-fn block_for(kernel: Kernel) -> usize {
-    ROW_BLOCK.max(kernel.packed_nr())
-}
-
-/// Rows `mine` of packed layer `pl` for the `x.len() / in` samples of `x`
-/// (dense `[b, in]`) into `y` (dense `[b, out]`), through `dense` when the
-/// rows are not the whole layer. `mine` starts on a panel boundary.
-fn packed_rows(
-    kernel: Kernel,
-    pl: &PackedLayer<'_>,
-    mine: Range<usize>,
-    x: &[f32],
-    dense: &mut [f32],
-    y: &mut [f32],
-) {
-    let (inp, out, nr) = (pl.in_features, pl.out_features, pl.nr);
-    let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
-    let weight = &pl.weight[p0 * nr * inp..p1 * nr * inp];
-    let bias = &pl.bias[mine.clone()];
-    let m = mine.len();
-    if m == out {
-        gemm_packed_bias_act(kernel, weight, bias, x, inp, pl.activation, y)
-            .expect("the pool's panels match the layer shapes");
-        return;
-    }
-    let b = x.len() / inp;
-    let d = &mut dense[..b * m];
-    gemm_packed_bias_act(kernel, weight, bias, x, inp, pl.activation, d)
-        .expect("the pool's panels match the layer shapes");
-    for (ys, ds) in y.chunks_exact_mut(out).zip(d.chunks_exact(m)) {
-        ys[mine.clone()].copy_from_slice(ds);
-    }
-}
-
 /// One participant's private activations (`[GEMM_CHUNK][width]` each,
 /// used densely: a layer's samples at a stride of its own width).
 struct Local {
     x: Vec<f32>,
     y: Vec<f32>,
-    /// Packed mode: this participant's rows before they are spread into `y`.
+    /// This participant's rows before they are spread into `y`.
     dense: Vec<f32>,
     /// This participant's barrier epoch.
     epoch: u64,
 }
 
-/// A worker's rows of one layer.
-struct OwnedRows {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+/// The two sources a pool runs, by [`RowMode`].
+#[derive(Clone)]
+struct Sources {
+    per_sample: Arc<dyn RowSource>,
+    batched: Arc<dyn RowSource>,
+}
+
+impl Sources {
+    fn get(&self, batched: bool) -> &dyn RowSource {
+        if batched {
+            &*self.batched
+        } else {
+            &*self.per_sample
+        }
+    }
 }
 
 /// State moved into a worker thread.
 struct Worker {
     me: usize,
-    kernel: Kernel,
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
-    rows: Vec<OwnedRows>,
-    packed: Arc<PackedNetwork<Vec<f32>>>,
+    sources: Sources,
     input_features: usize,
     local: Local,
 }
@@ -471,38 +590,25 @@ impl Worker {
     fn forward(&mut self) -> Result<(), Aborted> {
         let Worker {
             me,
-            kernel,
             shared,
             plan,
-            rows,
-            packed,
+            sources,
             input_features,
             local,
         } = self;
-        let (sh, me, kernel) = (&**shared, *me, *kernel);
+        let (sh, me, inp) = (&**shared, *me, *input_features);
         let Local { x, y, dense, epoch } = local;
         sh.barrier.sync(me, epoch)?;
         let b = sh.batch.0.load(Ordering::Relaxed).min(GEMM_CHUNK);
-        let packed_mode = sh.packed_mode.load(Ordering::Relaxed);
-        sh.gather(0, b, 0..*input_features, x, *input_features);
+        let source = sources.get(sh.packed_mode.load(Ordering::Relaxed));
+        sh.gather(0, b, 0..inp, x, inp);
         let last = plan.len() - 1;
-        let (_, packed_layers) = packed.layers();
-        for (l, ((layer, rows), pl)) in plan.iter().zip(rows.iter()).zip(packed_layers).enumerate()
-        {
+        for (l, layer) in plan.iter().enumerate() {
             let mine = layer.ranges[me].clone();
             let (inp, out) = (layer.in_features, layer.out_features);
             let buf = (l + 1) % 2;
             if !mine.is_empty() {
-                let (xb, yb) = (&x[..b * inp], &mut y[..b * out]);
-                if packed_mode {
-                    packed_rows(kernel, &pl, mine.clone(), xb, dense, yb);
-                } else {
-                    for (xs, ys) in xb.chunks_exact(inp).zip(yb.chunks_exact_mut(out)) {
-                        let (w, bias) = (&rows.weight, &rows.bias);
-                        gemv_bias_act(kernel, w, bias, xs, layer.activation, &mut ys[mine.clone()])
-                            .expect("the pool's row slices match the layer shapes");
-                    }
-                }
+                source.rows(l, mine.clone(), &x[..b * inp], dense, &mut y[..b * out]);
                 sh.publish(buf, b, mine.clone(), y, out);
             }
             sh.barrier.sync(me, epoch)?;
@@ -516,9 +622,9 @@ impl Worker {
     }
 }
 
-/// A pool of threads bound to one [`Network`] that runs the forward with
-/// each layer's output rows split between them (see the [module
-/// docs](self)). In [`RowMode::Gemv`] results are bit-identical to
+/// A pool of threads that runs the forward with each layer's output rows
+/// split between them (see the [module docs](self)). In [`RowMode::Gemv`]
+/// results are bit-identical to
 /// [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward) with
 /// the network's kernel, in [`RowMode::Packed`] to
 /// [`PackedNetwork::forward_batch`], whatever the thread count.
@@ -532,13 +638,12 @@ impl Worker {
 /// pool.map(&z, &[], &mut w)?;
 /// # Ok::<(), stylemap::Error>(())
 /// ```
-pub struct RowPool<'n> {
-    net: &'n Network,
-    kernel: Kernel,
+pub struct RowPool {
+    spec: MappingSpec,
     threads: usize,
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
-    packed: Arc<PackedNetwork<Vec<f32>>>,
+    sources: Sources,
     workers: Vec<JoinHandle<()>>,
     caller: Caller,
 }
@@ -550,11 +655,11 @@ struct Caller {
     embed: Vec<f32>,
 }
 
-impl fmt::Debug for RowPool<'_> {
+impl fmt::Debug for RowPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RowPool")
             .field("threads", &self.threads)
-            .field("kernel", &self.kernel)
+            .field("kernel", &self.kernel())
             .field("broken", &self.shared.barrier.is_aborted())
             .finish_non_exhaustive()
     }
@@ -576,7 +681,7 @@ pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<Vec<f32>>, Error> {
     )?)
 }
 
-impl<'n> RowPool<'n> {
+impl RowPool {
     /// Builds a pool of `threads` participants (the caller plus
     /// `threads - 1` worker threads, started here; 0 is taken as 1) for
     /// `net`, using the network's kernel ([`Network::kernel`]).
@@ -584,28 +689,45 @@ impl<'n> RowPool<'n> {
     /// Every count is honoured, even above the number of cores or of row
     /// blocks (threads without rows only take part in the barriers).
     /// Errors if a thread cannot be started.
-    pub fn new(net: &'n Network, threads: usize) -> Result<RowPool<'n>, Error> {
+    pub fn new(net: &Network, threads: usize) -> Result<RowPool, Error> {
         RowPool::with_packed(net, threads, Arc::new(pack(net)?))
     }
 
     /// [`new`](Self::new) sharing weights already packed by [`pack`] for
     /// `net`.
     pub(crate) fn with_packed(
-        net: &'n Network,
+        net: &Network,
         threads: usize,
         packed: Arc<PackedNetwork<Vec<f32>>>,
-    ) -> Result<RowPool<'n>, Error> {
+    ) -> Result<RowPool, Error> {
+        let sources = Sources {
+            per_sample: Arc::new(GemvRows(net.core().clone())),
+            batched: Arc::new(PackedRows(packed)),
+        };
+        RowPool::with_sources(sources, threads)
+    }
+
+    /// A pool running `source` in both modes (it handles any batch size).
+    pub fn with_source(source: Arc<dyn RowSource>, threads: usize) -> Result<RowPool, Error> {
+        let sources = Sources {
+            per_sample: Arc::clone(&source),
+            batched: source,
+        };
+        RowPool::with_sources(sources, threads)
+    }
+
+    fn with_sources(sources: Sources, threads: usize) -> Result<RowPool, Error> {
         let threads = threads.max(1);
-        let spec: MappingSpec = *net.spec();
-        let kernel = net.kernel();
-        let block = block_for(kernel);
-        let (_, layers) = net.core().layers();
-        let plan: Arc<[LayerPlan]> = layers
-            .map(|l| LayerPlan {
-                in_features: l.in_features,
-                out_features: l.out_features,
-                activation: l.activation,
-                ranges: split_rows_in(l.out_features, threads, block),
+        let spec: MappingSpec = *sources.per_sample.spec();
+        let block = sources.per_sample.block().max(sources.batched.block());
+        let plan: Arc<[LayerPlan]> = (0..spec.num_layers)
+            .map(|i| {
+                let (in_features, out_features) = spec.layer_shape(i);
+                LayerPlan {
+                    in_features,
+                    out_features,
+                    ranges: split_rows_in(out_features, threads, block),
+                }
             })
             .collect();
         let width = spec
@@ -641,12 +763,11 @@ impl<'n> RowPool<'n> {
             }
         };
         let mut pool = RowPool {
-            net,
-            kernel,
+            spec,
             threads,
             shared,
             plan: Arc::clone(&plan),
-            packed: Arc::clone(&packed),
+            sources: sources.clone(),
             workers: Vec::with_capacity(threads - 1),
             caller: Caller {
                 local: local(0),
@@ -654,24 +775,11 @@ impl<'n> RowPool<'n> {
             },
         };
         for me in 1..threads {
-            let (_, layers) = net.core().layers();
-            let rows = layers
-                .zip(plan.iter())
-                .map(|(l, p)| {
-                    let r = p.ranges[me].clone();
-                    OwnedRows {
-                        weight: l.weight[r.start * l.in_features..r.end * l.in_features].to_vec(),
-                        bias: l.bias[r].to_vec(),
-                    }
-                })
-                .collect();
             let worker = Worker {
                 me,
-                kernel,
                 shared: Arc::clone(&pool.shared),
                 plan: Arc::clone(&plan),
-                rows,
-                packed: Arc::clone(&packed),
+                sources: sources.clone(),
                 input_features: spec.input_features(),
                 local: local(me),
             };
@@ -685,9 +793,9 @@ impl<'n> RowPool<'n> {
         Ok(pool)
     }
 
-    /// The network.
-    pub fn network(&self) -> &'n Network {
-        self.net
+    /// Sizes and hyper-parameters of the network.
+    pub fn spec(&self) -> &MappingSpec {
+        &self.spec
     }
 
     /// Participants (the calling thread included).
@@ -697,7 +805,7 @@ impl<'n> RowPool<'n> {
 
     /// The kernel in use (the network's).
     pub fn kernel(&self) -> Kernel {
-        self.kernel
+        self.sources.per_sample.kernel()
     }
 
     /// Maps `N = w.len() / w_dim` samples in [`RowMode::Gemv`], with the
@@ -714,7 +822,7 @@ impl<'n> RowPool<'n> {
         w: &mut [f32],
         mode: RowMode,
     ) -> Result<(), Error> {
-        crate::batch::check_batch(self.net.spec(), z, c, w)?;
+        crate::batch::check_batch(&self.spec, z, c, w)?;
         self.forward(z, c, w, mode)
     }
 
@@ -728,12 +836,11 @@ impl<'n> RowPool<'n> {
         mode: RowMode,
     ) -> Result<(), Error> {
         let RowPool {
-            net,
-            kernel,
+            spec,
             threads,
             shared,
             plan,
-            packed,
+            sources,
             caller,
             ..
         } = self;
@@ -742,24 +849,20 @@ impl<'n> RowPool<'n> {
             return Err(broken());
         }
         let guard = AbortOnUnwind(barrier);
-        let s = *net.spec();
+        let s = *spec;
+        let batched = mode == RowMode::Packed;
+        let chunk = if batched { GEMM_CHUNK } else { CHUNK };
         let rows = w.len() / s.w_dim;
-        let chunk = match mode {
-            RowMode::Gemv => CHUNK,
-            RowMode::Packed => GEMM_CHUNK,
-        };
         let mut done = 0;
         while done < rows {
             let b = (rows - done).min(chunk);
             let zc = &z[done * s.z_dim..(done + b) * s.z_dim];
             let cc = &c[done * s.c_dim..(done + b) * s.c_dim];
             let wc = &mut w[done * s.w_dim..(done + b) * s.w_dim];
-            let pooled = (*threads > 1).then_some(&**shared);
             let job = Job {
-                net,
-                kernel: *kernel,
-                packed: (mode == RowMode::Packed).then_some(&**packed),
-                pool: pooled,
+                source: sources.get(batched),
+                batched,
+                pool: (*threads > 1).then_some(&**shared),
                 plan,
             };
             caller
@@ -774,10 +877,8 @@ impl<'n> RowPool<'n> {
 
 /// What one pass of the caller runs on.
 struct Job<'a> {
-    net: &'a Network,
-    kernel: Kernel,
-    /// `Some` in [`RowMode::Packed`].
-    packed: Option<&'a PackedNetwork<Vec<f32>>>,
+    source: &'a dyn RowSource,
+    batched: bool,
     /// `None` when the caller is alone.
     pool: Option<&'a Shared>,
     plan: &'a [LayerPlan],
@@ -794,57 +895,30 @@ impl Caller {
         c: &[f32],
         w: &mut [f32],
     ) -> Result<(), Aborted> {
-        let s = *job.net.spec();
+        let s = *job.source.spec();
         let inp = s.input_features();
-        let kernel = job.kernel;
         let Local { x, y, dense, epoch } = &mut self.local;
-        let (embed, mut layers) = job.net.core().layers();
-        // Step 1 on the caller: x = concat(norm(z), norm(embed(c))), the
-        // embedding computed as the mode's kernel computes it.
+        // Step 1 on the caller: x = concat(norm(z), norm(embed(c))).
         let ef = s.embed_features;
-        let embed_out = &mut self.embed[..b * ef];
-        match (job.packed, &embed) {
-            (Some(p), Some(_)) => {
-                if let (Some(e), _) = p.layers() {
-                    gemm_packed_bias_act(
-                        kernel,
-                        e.weight,
-                        e.bias,
-                        c,
-                        s.c_dim,
-                        e.activation,
-                        embed_out,
-                    )
-                    .expect("the embedding shapes are valid");
-                }
-            }
-            (None, Some(e)) => {
-                for (ci, eo) in c.chunks_exact(s.c_dim).zip(embed_out.chunks_exact_mut(ef)) {
-                    gemv_bias_act(kernel, e.weight, e.bias, ci, e.activation, eo)
-                        .expect("the embedding shapes are valid");
-                }
-            }
-            (_, None) => {}
+        let embed = &mut self.embed[..b * ef];
+        if s.c_dim > 0 {
+            job.source.embed(c, embed);
         }
         for i in 0..b {
             let xs = &mut x[i * inp..][..inp];
             normalize_2nd_moment(&z[i * s.z_dim..(i + 1) * s.z_dim], &mut xs[..s.z_dim]);
-            if embed.is_some() {
-                normalize_2nd_moment(&embed_out[i * ef..(i + 1) * ef], &mut xs[s.z_dim..]);
+            if s.c_dim > 0 {
+                normalize_2nd_moment(&embed[i * ef..(i + 1) * ef], &mut xs[s.z_dim..]);
             }
         }
         if let Some(sh) = job.pool {
             sh.publish(0, b, 0..inp, x, inp);
             sh.batch.0.store(b, Ordering::Relaxed);
-            sh.packed_mode
-                .store(job.packed.is_some(), Ordering::Relaxed);
+            sh.packed_mode.store(job.batched, Ordering::Relaxed);
             sh.barrier.sync(0, epoch)?;
         }
-        let mut packed_layers = job.packed.map(|p| p.layers().1);
         let last = job.plan.len() - 1;
         for (l, p) in job.plan.iter().enumerate() {
-            let Some(layer) = layers.next() else { break };
-            let pl = packed_layers.as_mut().and_then(Iterator::next);
             let (lin, out) = (p.in_features, p.out_features);
             // Participant 0's range starts at row 0.
             let mine = p.ranges[0].clone();
@@ -855,18 +929,8 @@ impl Caller {
             } else {
                 &mut y[..b * out]
             };
-            let xb = &x[..b * lin];
             if !mine.is_empty() {
-                if let Some(pl) = &pl {
-                    packed_rows(kernel, pl, mine.clone(), xb, dense, yb);
-                } else {
-                    let wr = &layer.weight[..mine.end * lin];
-                    let br = &layer.bias[..mine.end];
-                    for (xs, ys) in xb.chunks_exact(lin).zip(yb.chunks_exact_mut(out)) {
-                        gemv_bias_act(kernel, wr, br, xs, layer.activation, &mut ys[..mine.end])
-                            .expect("the pool's row slices match the layer shapes");
-                    }
-                }
+                job.source.rows(l, mine.clone(), &x[..b * lin], dense, yb);
             }
             if let Some(sh) = job.pool {
                 if l < last {
@@ -887,7 +951,7 @@ fn broken() -> Error {
     Error::invalid("the worker pool is broken: a thread panicked during an earlier call")
 }
 
-impl Drop for RowPool<'_> {
+impl Drop for RowPool {
     fn drop(&mut self) {
         self.shared.barrier.abort();
         for handle in self.workers.drain(..) {

@@ -572,7 +572,7 @@ fn drop_joins_every_thread() {
 fn mapper_and_pool_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Mapper<'static>>();
-    check::<RowPool<'static>>();
+    check::<RowPool>();
     // A mapper used from another thread than the one that started its pool.
     let _serial = serial();
     let net = small_net(16, 0, 32, 3, 32);
