@@ -23,6 +23,67 @@ pub fn normalize_2nd_moment(src: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// The output width of one layer, for [`forward_layers`].
+pub(crate) trait LayerWidth {
+    fn out_features(&self) -> usize;
+}
+
+impl LayerWidth for FoldedLayer<'_> {
+    fn out_features(&self) -> usize {
+        self.out_features
+    }
+}
+
+/// SPEC §1 steps 1–3 for `n` samples, whatever the weights' layout: the
+/// one driver behind every forward in the crate.
+///
+/// `x = concat(norm(z), norm(embed(c)))` per sample, then every layer in
+/// order, ping-ponging between `a` and `b` (each at least `n` times the
+/// widest layer input; `b` also holds the embedding), the last layer
+/// writing `w [n, w_dim]`. `run(layer, x, y)` computes one layer for the
+/// whole chunk: `x [n, in]` to `y [n, out]`, row-major. Lengths are the
+/// caller's contract (checked by the public entry points).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_layers<T: LayerWidth>(
+    spec: &MappingSpec,
+    z: &[f32],
+    c: &[f32],
+    n: usize,
+    a: &mut [f32],
+    b: &mut [f32],
+    embed: Option<T>,
+    layers: impl Iterator<Item = T>,
+    mut run: impl FnMut(&T, &[f32], &mut [f32]),
+    w: &mut [f32],
+) {
+    let (zd, cd, inp) = (spec.z_dim, spec.c_dim, spec.input_features());
+    for (zs, xs) in z[..n * zd].chunks_exact(zd).zip(a.chunks_exact_mut(inp)) {
+        normalize_2nd_moment(zs, &mut xs[..zd]);
+    }
+    if let Some(e) = embed {
+        // Embed into b, normalise each row into the tail of a row of a.
+        let ef = e.out_features();
+        let eb = &mut b[..n * ef];
+        run(&e, &c[..n * cd], eb);
+        for (es, xs) in eb.chunks_exact(ef).zip(a.chunks_exact_mut(inp)) {
+            normalize_2nd_moment(es, &mut xs[zd..]);
+        }
+    }
+    let (mut src, mut dst) = (a, b);
+    let mut width = inp;
+    for (i, layer) in layers.enumerate() {
+        let x = &src[..n * width];
+        let out = layer.out_features();
+        if i + 1 == spec.num_layers {
+            run(&layer, x, &mut w[..n * spec.w_dim]);
+        } else {
+            run(&layer, x, &mut dst[..n * out]);
+            core::mem::swap(&mut src, &mut dst);
+            width = out;
+        }
+    }
+}
+
 /// A mapping network over folded parameters held in any storage `P`:
 /// `&'static [f32]` in flash, `Vec<f32>` on a host, anything `AsRef<[f32]>`.
 ///
@@ -151,52 +212,25 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         w: &mut [f32],
     ) -> Result<(), Error> {
         self.check_io(z, c, scratch, w)?;
-        let s = &self.spec;
-        let half = s.scratch_len() / 2;
+        let half = self.spec.scratch_len() / 2;
         let (a, rest) = scratch.split_at_mut(half);
-        let b = &mut rest[..half];
-        let inp = s.input_features();
-        normalize_2nd_moment(z, &mut a[..s.z_dim]);
         let (embed, layers) = self.layers();
-        if let Some(e) = embed {
-            // Embed into b, normalise into the tail of a: x = concat(norm(z), norm(embed(c))).
-            kernels::run(
-                self.kernel,
-                e.weight,
-                e.bias,
-                c,
-                e.activation,
-                &mut b[..e.out_features],
-            );
-            normalize_2nd_moment(&b[..e.out_features], &mut a[s.z_dim..inp]);
-        }
-        let (mut src, mut dst) = (a, b);
-        let mut width = inp;
-        for (i, layer) in layers.enumerate() {
-            let x = &src[..width];
-            if i + 1 == s.num_layers {
-                kernels::run(
-                    self.kernel,
-                    layer.weight,
-                    layer.bias,
-                    x,
-                    layer.activation,
-                    w,
-                );
-            } else {
-                let y = &mut dst[..layer.out_features];
-                kernels::run(
-                    self.kernel,
-                    layer.weight,
-                    layer.bias,
-                    x,
-                    layer.activation,
-                    y,
-                );
-                core::mem::swap(&mut src, &mut dst);
-                width = layer.out_features;
-            }
-        }
+        let kernel = self.kernel;
+        let run = |l: &FoldedLayer<'_>, x: &[f32], y: &mut [f32]| {
+            kernels::run(kernel, l.weight, l.bias, x, l.activation, y);
+        };
+        forward_layers(
+            &self.spec,
+            z,
+            c,
+            1,
+            a,
+            &mut rest[..half],
+            embed,
+            layers,
+            run,
+            w,
+        );
         check_overflow(Operand::W, w)
     }
 

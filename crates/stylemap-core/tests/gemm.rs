@@ -25,11 +25,11 @@
 mod common;
 
 use common::{
-    assert_all_exercised, assert_required_kernels, dot_bound, for_each_kernel, under_test, uniform,
+    assert_all_exercised, assert_required_kernels, dot_bound, for_each_kernel, normal, under_test,
+    uniform,
 };
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use stylemap_core::fold::{self, RawLayer, RawParams};
 use stylemap_core::kernels::{self, Kernel, gemm};
 use stylemap_core::{Activation, Error, MappingNetwork, MappingSpec, Operand, PackedNetwork};
 
@@ -405,44 +405,10 @@ fn checked_gemm_rejects_bad_arguments() {
 // ---------------------------------------------------------------------------
 // The whole network.
 
-fn normal(rng: &mut Xoshiro256PlusPlus, n: usize, scale: f32) -> Vec<f32> {
-    let mut v = vec![0.0f32; n];
-    stylemap_core::sampler::fill_box_muller(rng, &mut v);
-    v.iter_mut().for_each(|x| *x *= scale);
-    v
-}
-
 /// Folded parameters and w_avg of a random network (NVlabs init: randn / lr).
 fn folded_net(spec: MappingSpec, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let lr = spec.lr_multiplier as f32;
-    let fc: Vec<(Vec<f32>, Vec<f32>)> = (0..spec.num_layers)
-        .map(|i| {
-            let (inp, out) = spec.layer_shape(i);
-            (
-                normal(&mut rng, inp * out, 1.0 / lr),
-                normal(&mut rng, out, 30.0),
-            )
-        })
-        .collect();
-    let embed = (spec.c_dim > 0).then(|| {
-        let n = spec.embed_features;
-        (
-            normal(&mut rng, n * spec.c_dim, 1.0),
-            normal(&mut rng, n, 0.3),
-        )
-    });
-    let layers: Vec<RawLayer> = fc
-        .iter()
-        .map(|(w, b)| RawLayer { weight: w, bias: b })
-        .collect();
-    let raw = RawParams {
-        embed: embed.as_ref().map(|(w, b)| RawLayer { weight: w, bias: b }),
-        layers: &layers,
-    };
-    let mut params = vec![0.0f32; spec.param_len()];
-    fold::fold_nvlabs(&spec, &raw, &mut params).unwrap();
-    (params, normal(&mut rng, spec.w_dim, 1.0))
+    let raw = common::raw_net(spec, seed);
+    (raw.fold().unwrap(), raw.w_avg)
 }
 
 fn packed_net(

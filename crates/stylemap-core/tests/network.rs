@@ -5,76 +5,14 @@
 //! Tolerance: 1e-4 absolute on w (the project's bar on real checkpoints); the
 //! small nets here land within about 1e-6.
 
+mod common;
+
+use common::{RawNet as Raw, normal, raw_net};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use stylemap_core::fold::{self, RawLayer, RawParams};
 use stylemap_core::{Activation, Error, Kernel, MappingNetwork, MappingSpec, Operand};
 
 const TOL: f64 = 1e-4;
-
-struct Raw {
-    spec: MappingSpec,
-    fc: Vec<(Vec<f32>, Vec<f32>)>,
-    embed: Option<(Vec<f32>, Vec<f32>)>,
-    w_avg: Vec<f32>,
-}
-
-fn normal(rng: &mut Xoshiro256PlusPlus, n: usize, scale: f32) -> Vec<f32> {
-    let mut v = vec![0.0f32; n];
-    stylemap_core::sampler::fill_box_muller(rng, &mut v);
-    v.iter_mut().for_each(|x| *x *= scale);
-    v
-}
-
-fn raw_net(spec: MappingSpec, seed: u64) -> Raw {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let lr = spec.lr_multiplier as f32;
-    let fc = (0..spec.num_layers)
-        .map(|i| {
-            let (inp, out) = spec.layer_shape(i);
-            (
-                normal(&mut rng, inp * out, 1.0 / lr),
-                normal(&mut rng, out, 30.0),
-            )
-        })
-        .collect();
-    let embed = (spec.c_dim > 0).then(|| {
-        let n = spec.embed_features;
-        (
-            normal(&mut rng, n * spec.c_dim, 1.0),
-            normal(&mut rng, n, 0.3),
-        )
-    });
-    let w_avg = normal(&mut rng, spec.w_dim, 1.0);
-    Raw {
-        spec,
-        fc,
-        embed,
-        w_avg,
-    }
-}
-
-fn fold_raw(raw: &Raw) -> Result<Vec<f32>, Error> {
-    let layers: Vec<RawLayer> = raw
-        .fc
-        .iter()
-        .map(|(w, b)| RawLayer { weight: w, bias: b })
-        .collect();
-    let embed = raw
-        .embed
-        .as_ref()
-        .map(|(w, b)| RawLayer { weight: w, bias: b });
-    let mut out = vec![0.0f32; raw.spec.param_len()];
-    fold::fold_nvlabs(
-        &raw.spec,
-        &RawParams {
-            embed,
-            layers: &layers,
-        },
-        &mut out,
-    )?;
-    Ok(out)
-}
 
 fn normalize(v: &[f64]) -> Vec<f64> {
     let mean = v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;
@@ -140,7 +78,7 @@ fn specs() -> Vec<MappingSpec> {
 fn forward_matches_the_f64_reference_for_every_kernel() {
     for (n, spec) in specs().into_iter().enumerate() {
         let raw = raw_net(spec, n as u64);
-        let params = fold_raw(&raw).unwrap();
+        let params = raw.fold().unwrap();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(100 + n as u64);
         for kernel in Kernel::ALL.iter().copied().filter(|k| k.is_available()) {
             let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..])
@@ -172,7 +110,7 @@ fn forward_matches_the_f64_reference_for_every_kernel() {
 fn zero_z_normalises_to_exactly_zero() {
     let spec = MappingSpec::nvlabs(8, 0, 8, 2, 4);
     let raw = raw_net(spec, 3);
-    let params = fold_raw(&raw).unwrap();
+    let params = raw.fold().unwrap();
     let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..]).unwrap();
     let mut x = [1.0f32; 8];
     stylemap_core::network::normalize_2nd_moment(&[0.0; 8], &mut x);
@@ -200,7 +138,7 @@ fn extreme_z_normalises_without_overflow() {
 fn forward_rejects_bad_buffers_before_writing() {
     let spec = MappingSpec::nvlabs(3, 2, 5, 1, 2);
     let raw = raw_net(spec, 9);
-    let params = fold_raw(&raw).unwrap();
+    let params = raw.fold().unwrap();
     let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..]).unwrap();
     let mut w = [7.0f32; 5];
     let mut scratch = [0.0f32; 16];
@@ -276,7 +214,7 @@ fn forward_rejects_bad_buffers_before_writing() {
 fn construction_rejects_bad_parameters() {
     let spec = MappingSpec::nvlabs(3, 0, 5, 2, 2);
     let mut raw = raw_net(spec, 11);
-    let good = fold_raw(&raw).unwrap();
+    let good = raw.fold().unwrap();
     assert!(matches!(
         MappingNetwork::new(spec, &good[1..], &raw.w_avg[..]),
         Err(Error::Length {
@@ -302,7 +240,7 @@ fn construction_rejects_bad_parameters() {
     );
     raw.fc[1].0[3] = f32::NAN;
     assert_eq!(
-        fold_raw(&raw).err(),
+        raw.fold().err(),
         Some(Error::NonFinite {
             what: Operand::FcWeight(1),
             index: 3
@@ -313,7 +251,7 @@ fn construction_rejects_bad_parameters() {
     lin.lr_multiplier = 1e30;
     raw.spec = lin;
     assert!(matches!(
-        fold_raw(&raw),
+        raw.fold(),
         Err(Error::NonFinite {
             what: Operand::FcWeight(_),
             ..
@@ -322,7 +260,7 @@ fn construction_rejects_bad_parameters() {
     raw.spec = spec;
     raw.fc[0].1.pop();
     assert_eq!(
-        fold_raw(&raw).err(),
+        raw.fold().err(),
         Some(Error::Length {
             what: Operand::FcBias(0),
             expected: 5,
@@ -331,7 +269,7 @@ fn construction_rejects_bad_parameters() {
     );
     raw.fc.pop();
     assert!(matches!(
-        fold_raw(&raw),
+        raw.fold(),
         Err(Error::Length {
             what: Operand::RawLayers,
             ..
@@ -363,7 +301,7 @@ fn errors_print_one_line_naming_the_problem() {
 fn psi_zero_gives_w_avg_exactly_and_psi_one_gives_w() {
     let spec = MappingSpec::nvlabs(8, 0, 8, 2, 4);
     let raw = raw_net(spec, 5);
-    let params = fold_raw(&raw).unwrap();
+    let params = raw.fold().unwrap();
     let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..]).unwrap();
     let mut w = [0.0f32; 8];
     net.forward(
@@ -392,7 +330,7 @@ fn psi_zero_gives_w_avg_exactly_and_psi_one_gives_w() {
 fn replace_w_avg_validates_and_swaps() {
     let spec = MappingSpec::nvlabs(3, 0, 5, 2, 2);
     let raw = raw_net(spec, 13);
-    let params = fold_raw(&raw).unwrap();
+    let params = raw.fold().unwrap();
     let mut net = MappingNetwork::new(spec, params, raw.w_avg.clone()).unwrap();
     assert!(net.replace_w_avg(vec![0.0; 4]).is_err());
     assert_eq!(

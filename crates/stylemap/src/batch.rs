@@ -1,117 +1,95 @@
 //! [`Mapper`]: z (+ c) -> w for a whole batch, multi-threaded, with buffers
 //! reused across calls.
 //!
-//! Two paths compute the same thing:
+//! Two kinds of kernel compute the same thing:
 //!
-//! - **GEMV** (batches below the [GEMM threshold](Mapper::gemm_threshold)):
-//!   the core's SIMD GEMV kernels through a [`RowPool`]. Each layer's output
-//!   rows are split between the threads (the calling thread plus persistent
-//!   workers started on first use), so each core streams only its share of
-//!   the weights; a batch runs layer by layer in chunks of up to
-//!   [`crate::pool::CHUNK`] samples, so a thread's share of a layer is read
-//!   from L3 once per chunk and from L2 for the other samples. The result is
-//!   bit-identical to [`stylemap_core::MappingNetwork::forward`] per sample,
-//!   whatever the thread count or batch size. See [`DEFAULT_GEMM_THRESHOLD`]
-//!   for the measurements behind splitting rows rather than the batch.
-//! - **GEMM**: each layer is one `matrixmultiply` sgemm over the batch
-//!   (through `ndarray::linalg::general_mat_mul`, a safe front end that calls
-//!   `matrixmultiply::sgemm` directly), `Y[n, out] = X[n, in] · W'ᵀ` on the
-//!   folded row-major `W' [out, in]` read through transposed strides (no
-//!   copy), then a bias + leaky-ReLU epilogue. Normalisation of z and of the
-//!   label embedding is per row in f64, exactly as the core's
-//!   [`normalize_2nd_moment`]. Threads: the batch is split into contiguous
-//!   chunks, one per thread, run under `std::thread::scope` (the calling
-//!   thread takes the first chunk).
+//! - **GEMV** (batches below the [GEMM threshold](Mapper::gemm_threshold),
+//!   i.e. batch 1 by default): the core's SIMD GEMV kernels through a
+//!   [`RowPool`]. Each layer's output rows are split between the threads
+//!   (the calling thread plus persistent workers started on first use), so
+//!   each core streams only its share of the weights. Bit-identical to
+//!   [`stylemap_core::MappingNetwork::forward`] per sample, whatever the
+//!   thread count.
+//! - **Packed GEMM** (the default [`GemmBackend::Packed`]): the core's
+//!   register-blocked batched kernels ([`stylemap_core::kernels::gemm`]) on
+//!   weights packed once per mapper, so every weight loaded feeds up to 8
+//!   samples. One thread runs [`PackedNetwork::forward_batch`]; several
+//!   either split each layer's **panels** between the pool's threads
+//!   ([`RowMode::Packed`], below the [split threshold](Mapper::split_threshold))
+//!   or split the **batch** (each thread runs every layer on its own
+//!   samples, no exchange). All of these give the same bits: each output is
+//!   one FMA accumulator over `k` in order, whichever thread computes it.
 //!
-//! The path is chosen from the **whole** batch size (not per thread), against
-//! [`Mapper::gemm_threshold`]; its default is higher when the GEMV path runs
-//! on several threads ([`DEFAULT_GEMM_THRESHOLD_POOLED`]) than on one
-//! ([`DEFAULT_GEMM_THRESHOLD`]), so with the default threshold a batch of
-//! 8 to 63 takes GEMV on several threads and GEMM on one. The two paths
-//! differ only by f32 summation order (tests hold them within 1e-5); with an
-//! explicit threshold the result does not depend on the thread count beyond
-//! that, and the GEMV path's result not at all.
+//! [`GemmBackend::Sgemm`] swaps the packed kernels for one
+//! `matrixmultiply::sgemm` per layer (through ndarray's safe
+//! `general_mat_mul`), the batch split between scoped threads: the baseline
+//! the packed kernels are measured against.
 //!
-//! The GEMV kernel is the network's ([`Network::kernel`]), which honours
+//! The two kinds differ only by f32 summation order (tests hold them within
+//! 1e-5). With the default thresholds the path depends on the batch size
+//! only, so the result for a batch does not depend on the thread count.
+//!
+//! The kernel is the network's ([`Network::kernel`]), which honours
 //! `STYLEMAP_KERNEL` ([`crate::network::kernel_from_env`]).
 
 use std::num::NonZeroUsize;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use stylemap_core::fold::FoldedLayer;
+use stylemap_core::kernels::gemm::PackedNetwork;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
 use stylemap_core::{Kernel, MappingSpec};
 
 use crate::error::{Error, check_finite};
 use crate::network::Network;
-use crate::pool::{ROW_BLOCK, RowPool};
+use crate::pool::{ROW_BLOCK, RowMode, RowPool};
 
 /// Default batch size at and above which [`Mapper`] switches from the GEMV
-/// path to sgemm when the GEMV path runs on **one** thread
-/// ([`Mapper::gemv_threads`] = 1); see [`DEFAULT_GEMM_THRESHOLD_POOLED`] for
-/// two or more.
+/// kernels to the packed GEMM kernels, on any number of threads.
 ///
-/// Measured on the built-in 8x512 network (StyleGAN2 shapes, 2.1 M MACs per
-/// sample) in a release build on the project's 2-core x86-64 machine (Xeon
-/// with AVX-512 under KVM, 2 MiB L2 per core; the core's AVX-512 GEMV kernel,
-/// matrixmultiply's AVX2+FMA sgemm), median of >= 60 calls (>= 200 for
-/// B <= 8) on an otherwise idle machine, **microseconds per sample**:
-///
-/// | batch | rows split, 1 thread | per sample, 1 thread | GEMM, 1 thread | rows split, 2 threads | batch split, 2 threads | GEMM, 2 threads |
-/// |---:|---:|---:|---:|---:|---:|---:|
-/// | 1 | 285 | 292 | 918 | **153** | — | 888 |
-/// | 2 | 204 | 292 | 455 | **99** | 190 | 907 |
-/// | 4 | 156 | 296 | 223 | **79** | 148 | 294 |
-/// | 5 | 142 | | 183 | | | |
-/// | 6 | 138 | | 156 | | | |
-/// | 7 | 135 | | 136 | | | |
-/// | 8 | 128 | 301 | 114 | **62** | 167 | 173 |
-/// | 16 | 112 | 297 | 76 | **57** | 115 | 77 |
-/// | 24 | | | | 60 | | 105 |
-/// | 32 | 111 | 299 | 60 | 58 | 115 | 77 |
-/// | 40 | | | | 60 | | 73 |
-/// | 48 | | | | 60 | | 67 |
-/// | 56 | | | | 62 | | 69 |
-/// | 64 | 114 | 295 | 57 | 58–60 | 113 | 44–57 |
-///
-/// - *rows split*: the GEMV path ([`crate::pool::RowPool`]): each layer's
-///   rows split between the threads, the batch run layer by layer in chunks
-///   of 16, so a thread's share of a layer (1 MB on one thread, 512 KB on
-///   two) is read from L3 once per chunk and from L2 for the other samples.
-/// - *per sample*: [`stylemap_core::MappingNetwork::forward`] for each sample
-///   in turn (the previous GEMV path): every sample streams all 8 MB of
-///   weights from L3.
-/// - *batch split*: the previous two-thread GEMV path, half the batch per
-///   thread under `std::thread::scope` (a scoped spawn costs ~37 µs here).
-/// - *GEMM*: one sgemm per layer, the batch split between threads.
-///
-/// Splitting rows beats splitting the batch at every batch size (1.9x at
-/// B = 2, 2.7x at B = 8), and is the only way to use two cores at B = 1
-/// (153 vs 292 µs). One thread: sgemm wins from B = 7-8 on, hence 8.
-pub const DEFAULT_GEMM_THRESHOLD: usize = 8;
+/// Measured with `cargo run --release -p stylemap --example crossover` on the
+/// built-in 8x512 network (AVX-512 kernels, the project's 2-core machine;
+/// the table is in `BENCHMARKS.md`): on one thread the packed kernel is 1.4x
+/// faster than the GEMV kernel at B = 2 and 1.7x at B = 3, and about 2%
+/// slower at B = 1, where both stream the weights once; on two threads
+/// (rows split either way) the packed kernel wins from B = 2 as well.
+pub const DEFAULT_GEMM_THRESHOLD: usize = 2;
 
-/// Default batch size at and above which [`Mapper`] switches from the GEMV
-/// path to sgemm when the GEMV path splits rows between two or more threads
-/// ([`Mapper::gemv_threads`] > 1). On two threads the row-split GEMV path
-/// stays ahead of sgemm up to B = 56 and they tie at 64 (table at
-/// [`DEFAULT_GEMM_THRESHOLD`]), hence 64.
-pub const DEFAULT_GEMM_THRESHOLD_POOLED: usize = 64;
+/// Default batch size at and above which the packed GEMM path splits the
+/// batch between threads instead of each layer's rows (see
+/// [`Mapper::with_split_threshold`]).
+pub const DEFAULT_SPLIT_THRESHOLD: usize = 128;
 
 /// In automatic thread mode, each thread gets at least this many
 /// multiply-adds of work (a thread costs tens of microseconds to start).
 const MIN_MACS_PER_THREAD: usize = 1 << 19;
 
-/// In automatic thread mode, the GEMV path splits rows between threads only
+/// In automatic thread mode, the row pool splits rows between threads only
 /// if each gets at least this many multiply-adds per sample (a pooled
 /// forward pays ~0.2-0.4 µs per layer in barriers and activation exchange).
 const POOL_MIN_MACS_PER_THREAD: usize = 1 << 17;
 
+/// Which batched kernel the GEMM path runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GemmBackend {
+    /// The core's packed batched kernels ([`stylemap_core::kernels::gemm`]),
+    /// weights packed once per mapper: the default, faster than sgemm at
+    /// every batch size measured (see `BENCHMARKS.md`).
+    #[default]
+    Packed,
+    /// `matrixmultiply::sgemm` on the folded weights, one call per layer
+    /// (kept as a baseline and for comparison).
+    Sgemm,
+}
+
 /// One thread's reusable GEMM buffers.
 #[derive(Debug, Default)]
 struct Workspace {
+    /// Packed path: [`PackedNetwork::forward_batch`] scratch.
+    scratch: Vec<f32>,
     /// GEMM activations (ping).
     a: Vec<f32>,
     /// GEMM activations (pong).
@@ -137,10 +115,16 @@ pub struct Mapper<'n> {
     threads: usize,
     /// `None`: the default for the GEMV thread count.
     gemm_threshold: Option<usize>,
+    /// `None`: the default for the thread count.
+    split_threshold: Option<usize>,
+    backend: GemmBackend,
     work: Vec<Workspace>,
-    /// The GEMV path's row-split pool, started on first use and kept (its
-    /// threads live as long as the mapper, or until the thread count changes).
-    pool: Option<RowPool<'n>>,
+    /// The row-split pool, started on first use and kept (its threads live
+    /// as long as the mapper, or until the thread count changes).
+    pool: Option<RowPool>,
+    /// The weights packed for the batched kernels, built on first use and
+    /// shared with the pool's threads.
+    packed: Option<Arc<PackedNetwork<Vec<f32>>>>,
 }
 
 impl<'n> Mapper<'n> {
@@ -151,18 +135,21 @@ impl<'n> Mapper<'n> {
             net,
             threads: 0,
             gemm_threshold: None,
+            split_threshold: None,
+            backend: GemmBackend::Packed,
             work: Vec::new(),
             pool: None,
+            packed: None,
         }
     }
 
     /// Sets the number of threads; 0 (the default) means all cores
     /// (`std::thread::available_parallelism`), reduced for networks or
     /// batches too small to be worth a thread. An explicit count is used as
-    /// given, capped on the GEMV path at the number of 16-row blocks of the
-    /// widest layer and on the GEMM path at the batch size.
+    /// given, capped where rows are split at the number of 16-row blocks of
+    /// the widest layer, and where the batch is split at the batch size.
     ///
-    /// The GEMV path's worker threads are started by the first call that
+    /// The row pool's worker threads are started by the first call that
     /// needs them and kept until the mapper is dropped (or this is called
     /// again).
     pub fn with_threads(mut self, threads: usize) -> Self {
@@ -171,11 +158,39 @@ impl<'n> Mapper<'n> {
         self
     }
 
-    /// Sets the batch size at and above which sgemm is used instead of
-    /// the GEMV path (0 or 1: always sgemm; `usize::MAX`: never).
+    /// Sets the batch size at and above which the GEMM kernels are used
+    /// instead of the GEMV kernels (0 or 1: always GEMM; `usize::MAX`:
+    /// never).
     pub fn with_gemm_threshold(mut self, batch: usize) -> Self {
         self.gemm_threshold = Some(batch);
         self
+    }
+
+    /// Sets the batch size at and above which the packed GEMM path splits
+    /// the **batch** between threads (each running every layer on its own
+    /// samples) rather than each layer's rows (threads exchanging
+    /// activations after every layer). Only matters with more than one
+    /// thread; the result is the same bits either way.
+    pub fn with_split_threshold(mut self, batch: usize) -> Self {
+        self.split_threshold = Some(batch);
+        self
+    }
+
+    /// Selects the batched kernel of the GEMM path.
+    pub fn with_gemm_backend(mut self, backend: GemmBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The batched kernel of the GEMM path.
+    pub fn gemm_backend(&self) -> GemmBackend {
+        self.backend
+    }
+
+    /// The batch-split threshold in use (see
+    /// [`with_split_threshold`](Self::with_split_threshold)).
+    pub fn split_threshold(&self) -> usize {
+        self.split_threshold.unwrap_or(DEFAULT_SPLIT_THRESHOLD)
     }
 
     /// The network.
@@ -190,17 +205,9 @@ impl<'n> Mapper<'n> {
 
     /// The GEMM crossover batch size in use: the one set with
     /// [`with_gemm_threshold`](Self::with_gemm_threshold), else
-    /// [`DEFAULT_GEMM_THRESHOLD_POOLED`] if the GEMV path splits rows
-    /// between threads ([`gemv_threads`](Self::gemv_threads) > 1), else
     /// [`DEFAULT_GEMM_THRESHOLD`].
     pub fn gemm_threshold(&self) -> usize {
-        self.gemm_threshold.unwrap_or_else(|| {
-            if self.gemv_threads() > 1 {
-                DEFAULT_GEMM_THRESHOLD_POOLED
-            } else {
-                DEFAULT_GEMM_THRESHOLD
-            }
-        })
+        self.gemm_threshold.unwrap_or(DEFAULT_GEMM_THRESHOLD)
     }
 
     /// The GEMV kernel in use: the network's ([`Network::kernel`], which
@@ -209,7 +216,7 @@ impl<'n> Mapper<'n> {
         self.net.kernel()
     }
 
-    /// Threads (the caller included) that the GEMV path splits each layer's
+    /// Threads (the caller included) that the row pool splits each layer's
     /// rows between; see [`with_threads`](Self::with_threads).
     pub fn gemv_threads(&self) -> usize {
         let s = self.net.spec();
@@ -253,17 +260,106 @@ impl<'n> Mapper<'n> {
             return Ok(());
         }
         if n < self.gemm_threshold() {
-            let t = self.gemv_threads();
-            if !matches!(&self.pool, Some(p) if p.threads() == t) {
-                self.pool = None; // join the old threads first
-                self.pool = Some(RowPool::new(self.net, t)?);
-            }
-            if let Some(pool) = &mut self.pool {
-                return pool.forward(z, c, w);
+            return self.pool()?.forward(z, c, w, RowMode::Gemv);
+        }
+        match self.backend {
+            GemmBackend::Sgemm => self.run_gemm_path(z, c, w)?,
+            GemmBackend::Packed => {
+                let threads = self.threads_for(n);
+                if threads > 1 && n < self.split_threshold() {
+                    return self.pool()?.forward(z, c, w, RowMode::Packed);
+                }
+                self.run_packed_split(z, c, w, threads)?;
             }
         }
-        self.run_gemm_path(z, c, w)?;
         check_overflow(w, s.w_dim)
+    }
+
+    /// The weights packed for the batched kernels (packed on first use).
+    fn packed(&mut self) -> Result<Arc<PackedNetwork<Vec<f32>>>, Error> {
+        if let Some(p) = &self.packed {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(crate::pool::pack(self.net)?);
+        self.packed = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// The row-split pool for [`gemv_threads`](Self::gemv_threads) threads.
+    fn pool(&mut self) -> Result<&mut RowPool, Error> {
+        let t = self.gemv_threads();
+        if !matches!(&self.pool, Some(p) if p.threads() == t) {
+            self.pool = None; // join the old threads first
+            let packed = self.packed()?;
+            self.pool = Some(RowPool::with_packed(self.net, t, packed)?);
+        }
+        Ok(self.pool.as_mut().expect("the pool was just built"))
+    }
+
+    /// The packed GEMM path with the batch split into `threads` contiguous
+    /// parts (the calling thread takes the first).
+    fn run_packed_split(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let s = *self.net.spec();
+        let n = w.len() / s.w_dim;
+        let packed = self.packed()?;
+        if self.work.len() < threads {
+            self.work.resize_with(threads, Workspace::default);
+        }
+        let rows = n.div_ceil(threads);
+        let mut jobs = Vec::with_capacity(threads);
+        let mut rest_w = w;
+        for (t, ws) in self.work.iter_mut().enumerate().take(threads) {
+            let start = t * rows;
+            if start >= n {
+                break;
+            }
+            let end = n.min(start + rows);
+            let (w_chunk, tail) = rest_w.split_at_mut((end - start) * s.w_dim);
+            rest_w = tail;
+            let z_chunk = &z[start * s.z_dim..end * s.z_dim];
+            let c_chunk = &c[start * s.c_dim..end * s.c_dim];
+            jobs.push((z_chunk, c_chunk, w_chunk, &mut ws.scratch));
+        }
+        let run = |z: &[f32], c: &[f32], w: &mut [f32], scratch: &mut Vec<f32>| {
+            let b = w.len() / s.w_dim;
+            let need = packed.scratch_len(b);
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            packed.forward_batch(z, c, b, scratch, w)
+        };
+        let mut jobs = jobs.into_iter();
+        let Some(first) = jobs.next() else {
+            return Ok(());
+        };
+        let rest: Vec<_> = jobs.collect();
+        if rest.is_empty() {
+            let (z, c, w, scratch) = first;
+            return Ok(run(z, c, w, scratch)?);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .into_iter()
+                .map(|(z, c, w, scratch)| scope.spawn(move || run(z, c, w, scratch)))
+                .collect();
+            let (z, c, w, scratch) = first;
+            let mut result = run(z, c, w, scratch);
+            for h in handles {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            Ok(result?)
+        })
     }
 
     /// The GEMM path: the batch split between threads, one sgemm per layer.
@@ -334,7 +430,7 @@ fn run_gemm(
             buf.resize(len, 0.0);
         }
     }
-    let Workspace { a, b, e } = ws;
+    let Workspace { a, b, e, .. } = ws;
     for (z_row, x_row) in z.chunks_exact(s.z_dim).zip(a.chunks_exact_mut(inp)) {
         normalize_2nd_moment(z_row, &mut x_row[..s.z_dim]);
     }

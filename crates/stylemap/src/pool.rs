@@ -9,12 +9,15 @@
 //!   pool is dropped. The calling thread is participant 0 and computes its
 //!   own share; `threads - 1` workers compute the others.
 //! - **Row split.** Layer `l`'s `out` rows are cut into blocks of
-//!   [`ROW_BLOCK`] (16, a multiple of every kernel's row blocking) and the
-//!   blocks are dealt out in contiguous, balanced ranges, one per
-//!   participant. Each worker holds a private copy of **its** rows of every
-//!   layer (weights and biases, copied once at construction: the pool costs
-//!   `(threads - 1) / threads` of the weight bytes in memory); the caller
-//!   reads its rows straight from the [`Network`].
+//!   [`ROW_BLOCK`] (16, a multiple of every GEMV kernel's row blocking;
+//!   more where a batched kernel's panels are wider) and the blocks are
+//!   dealt out in contiguous, balanced ranges, one per participant.
+//! - **Row sources.** What computes a participant's rows is a [`RowSource`]:
+//!   the GEMV kernels on the folded row-major weights ([`RowMode::Gemv`]),
+//!   the packed batched kernels on whole panels ([`RowMode::Packed`]), or
+//!   any other layout (reduced-precision packs). Sources are shared
+//!   (`Arc`), read-only: the pool keeps one copy of the f32 weights in each
+//!   layout, whatever the thread count.
 //! - **Bit-identical to one thread.** The core's kernels compute each output
 //!   row from that row, the input and the bias only (see the determinism note
 //!   in `stylemap_core::kernels`), so computing rows `r0..r1` from the
@@ -47,9 +50,9 @@
 //!   calls find them spinning; after ~[`SPIN_AND_YIELD`] idle they sleep and
 //!   the next call pays a wake-up (tens of µs).
 //! - **Batches** of `N > 1` samples run layer by layer in chunks of up to
-//!   [`CHUNK`] samples: each thread runs its rows for every sample of the
-//!   chunk before the barrier, so its share of a layer's weights is read
-//!   from L3 once per chunk and from L2 for the other samples.
+//!   [`CHUNK`] samples ([`GEMM_CHUNK`] in [`RowMode::Packed`]): each thread
+//!   runs its rows for every sample of the chunk before the barrier, so its
+//!   share of a layer's weights is read from L3 once per chunk.
 //! - **Failure.** If a worker panics (a bug), or the caller unwinds in the
 //!   middle of a forward, the pool is marked broken: every waiter returns,
 //!   and every later call returns an error instead of hanging.
@@ -82,10 +85,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use stylemap_core::kernels::gemm::{PackedNetwork, gemm_packed_bias_act};
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
-use stylemap_core::spec::Activation;
-use stylemap_core::{Kernel, MappingSpec};
+use stylemap_core::{Kernel, MappingNetwork, MappingSpec};
 
 use crate::error::Error;
 use crate::network::Network;
@@ -94,9 +97,28 @@ use crate::network::Network;
 /// row blocking of every kernel, and 64 bytes of f32 output).
 pub const ROW_BLOCK: usize = 16;
 
-/// Samples per pass through the layers: the shared buffers hold this many
-/// activation vectors. Larger batches run in chunks.
+/// Samples per pass through the layers in [`RowMode::Gemv`]. Larger batches
+/// run in chunks.
 pub const CHUNK: usize = 16;
+
+/// Samples per pass through the layers in [`RowMode::Packed`]: the shared
+/// buffers hold this many activation vectors. Each pass reads every weight
+/// once, so larger chunks read less per sample; 64 keeps the two activation
+/// buffers (2 x 128 KiB for 512-wide layers) in L2 beside a thread's half
+/// of a layer (512 KiB).
+pub const GEMM_CHUNK: usize = 64;
+
+/// How each participant computes its rows of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowMode {
+    /// Per sample, the network's GEMV kernel on row-major weights:
+    /// bit-identical to [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward).
+    Gemv,
+    /// The whole chunk at once, the packed batched kernel
+    /// ([`stylemap_core::kernels::gemm`]) on the participant's panels:
+    /// bit-identical to [`PackedNetwork::forward_batch`].
+    Packed,
+}
 
 /// How long a barrier waiter spins before it starts yielding (only when the
 /// pool has no more threads than the machine has cores; otherwise it yields
@@ -271,6 +293,8 @@ struct Shared {
     /// Samples in the current pass (written by the caller before the start
     /// barrier).
     batch: Padded<AtomicUsize>,
+    /// The current pass runs [`RowMode::Packed`] (written with `batch`).
+    packed_mode: AtomicBool,
     /// Activation buffers `[CHUNK][stride_lines]` (ping-pong).
     bufs: [Box<[Line]>; 2],
     /// Cache lines per sample in `bufs`.
@@ -342,12 +366,156 @@ impl Shared {
     }
 }
 
+/// What the participants compute with, one layer's rows at a time: the
+/// network's weights in one layout with the kernel that reads it.
+///
+/// Implementations compute each output from its own weights, the input and
+/// the bias only, so rows computed by different participants are the bits
+/// the whole layer would give.
+pub trait RowSource: Send + Sync {
+    /// Sizes and hyper-parameters.
+    fn spec(&self) -> &MappingSpec;
+    /// The kernel in use.
+    fn kernel(&self) -> Kernel;
+    /// Rows per split block: every participant's rows start on a multiple
+    /// (a power of two).
+    fn block(&self) -> usize;
+    /// The label embedding of `b` samples: `e [b, embed_features]` from
+    /// `c [b, c_dim]` (conditional networks only).
+    fn embed(&self, c: &[f32], e: &mut [f32]);
+    /// Rows `mine` of fc layer `l` (which start on a [`block`](Self::block)
+    /// boundary) for the `b = x.len() / in` samples of `x [b, in]`, written
+    /// to those columns of `y [b, out]`; `dense` holds at least
+    /// `b * mine.len()` floats of scratch.
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]);
+}
+
+/// The GEMV kernels on the folded row-major weights, sample by sample:
+/// [`RowMode::Gemv`].
+struct GemvRows(MappingNetwork<Vec<f32>>);
+
+impl RowSource for GemvRows {
+    fn spec(&self) -> &MappingSpec {
+        self.0.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.0.kernel()
+    }
+
+    fn block(&self) -> usize {
+        ROW_BLOCK
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        let s = self.0.spec();
+        if let (Some(l), _) = self.0.layers() {
+            for (ci, ei) in c
+                .chunks_exact(s.c_dim)
+                .zip(e.chunks_exact_mut(l.out_features))
+            {
+                gemv_bias_act(self.kernel(), l.weight, l.bias, ci, l.activation, ei)
+                    .expect("the embedding shapes are valid");
+            }
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], _: &mut [f32], y: &mut [f32]) {
+        let Some(layer) = self.0.layers().1.nth(l) else {
+            return;
+        };
+        let (inp, out) = (layer.in_features, layer.out_features);
+        let w = &layer.weight[mine.start * inp..mine.end * inp];
+        let b = &layer.bias[mine.clone()];
+        for (xs, ys) in x.chunks_exact(inp).zip(y.chunks_exact_mut(out)) {
+            gemv_bias_act(
+                self.kernel(),
+                w,
+                b,
+                xs,
+                layer.activation,
+                &mut ys[mine.clone()],
+            )
+            .expect("the pool's row slices match the layer shapes");
+        }
+    }
+}
+
+/// The packed batched kernels on whole panels, the chunk at once:
+/// [`RowMode::Packed`].
+struct PackedRows(Arc<PackedNetwork<Vec<f32>>>);
+
+impl RowSource for PackedRows {
+    fn spec(&self) -> &MappingSpec {
+        self.0.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.0.kernel()
+    }
+
+    fn block(&self) -> usize {
+        ROW_BLOCK.max(self.0.kernel().packed_nr())
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        if let (Some(l), _) = self.0.layers() {
+            gemm_packed_bias_act(
+                self.kernel(),
+                l.weight,
+                l.bias,
+                c,
+                l.in_features,
+                l.activation,
+                e,
+            )
+            .expect("the embedding shapes are valid");
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]) {
+        let Some(pl) = self.0.layers().1.nth(l) else {
+            return;
+        };
+        let (inp, nr) = (pl.in_features, pl.nr);
+        let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
+        let weight = &pl.weight[p0 * nr * inp..p1 * nr * inp];
+        let bias = &pl.bias[mine.clone()];
+        spread_rows(mine, pl.out_features, x.len() / inp, dense, y, |d| {
+            gemm_packed_bias_act(self.kernel(), weight, bias, x, inp, pl.activation, d)
+                .expect("the pool's panels match the layer shapes");
+        });
+    }
+}
+
+/// Runs `compute` (which fills dense `[b, mine.len()]` rows) straight into
+/// `y [b, out]` when `mine` is the whole layer, else into `dense` and then
+/// into `mine`'s columns of `y`.
+pub(crate) fn spread_rows(
+    mine: Range<usize>,
+    out: usize,
+    b: usize,
+    dense: &mut [f32],
+    y: &mut [f32],
+    compute: impl FnOnce(&mut [f32]),
+) {
+    let m = mine.len();
+    if m == out {
+        compute(&mut y[..b * out]);
+        return;
+    }
+    let d = &mut dense[..b * m];
+    compute(d);
+    for (ys, ds) in y.chunks_exact_mut(out).zip(d.chunks_exact(m)) {
+        ys[mine.clone()].copy_from_slice(ds);
+    }
+}
+
 /// Shape of one fc layer and how its rows are split.
 #[derive(Clone, Debug)]
 struct LayerPlan {
     in_features: usize,
     out_features: usize,
-    activation: Activation,
     /// `ranges[t]`: the rows participant `t` computes.
     ranges: Vec<Range<usize>>,
 }
@@ -356,40 +524,57 @@ struct LayerPlan {
 /// [`ROW_BLOCK`]s (the last may end mid-block at `rows`), whose block counts
 /// differ by at most one; with fewer blocks than parts some ranges are empty.
 pub fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
+    split_rows_in(rows, parts, ROW_BLOCK)
+}
+
+/// [`split_rows`] in blocks of `block` rows (`block >= 1`).
+fn split_rows_in(rows: usize, parts: usize, block: usize) -> Vec<Range<usize>> {
     let parts = parts.max(1);
-    let blocks = rows.div_ceil(ROW_BLOCK);
+    let blocks = rows.div_ceil(block);
     (0..parts)
         .map(|t| {
-            let lo = (t * blocks / parts * ROW_BLOCK).min(rows);
-            let hi = ((t + 1) * blocks / parts * ROW_BLOCK).min(rows);
+            let lo = (t * blocks / parts * block).min(rows);
+            let hi = ((t + 1) * blocks / parts * block).min(rows);
             lo..hi
         })
         .collect()
 }
 
-/// One participant's private activations (`[CHUNK][stride]` each).
+/// One participant's private activations (`[GEMM_CHUNK][width]` each,
+/// used densely: a layer's samples at a stride of its own width).
 struct Local {
     x: Vec<f32>,
     y: Vec<f32>,
+    /// This participant's rows before they are spread into `y`.
+    dense: Vec<f32>,
     /// This participant's barrier epoch.
     epoch: u64,
 }
 
-/// A worker's rows of one layer.
-struct OwnedRows {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+/// The two sources a pool runs, by [`RowMode`].
+#[derive(Clone)]
+struct Sources {
+    per_sample: Arc<dyn RowSource>,
+    batched: Arc<dyn RowSource>,
+}
+
+impl Sources {
+    fn get(&self, batched: bool) -> &dyn RowSource {
+        if batched {
+            &*self.batched
+        } else {
+            &*self.per_sample
+        }
+    }
 }
 
 /// State moved into a worker thread.
 struct Worker {
     me: usize,
-    kernel: Kernel,
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
-    rows: Vec<OwnedRows>,
+    sources: Sources,
     input_features: usize,
-    stride: usize,
     local: Local,
 }
 
@@ -403,37 +588,33 @@ impl Worker {
 
     /// Waits for a job, then runs its share of every layer.
     fn forward(&mut self) -> Result<(), Aborted> {
-        let sh = &*self.shared;
-        let me = self.me;
-        let stride = self.stride;
-        let Local { x, y, epoch } = &mut self.local;
+        let Worker {
+            me,
+            shared,
+            plan,
+            sources,
+            input_features,
+            local,
+        } = self;
+        let (sh, me, inp) = (&**shared, *me, *input_features);
+        let Local { x, y, dense, epoch } = local;
         sh.barrier.sync(me, epoch)?;
-        let b = sh.batch.0.load(Ordering::Relaxed).min(CHUNK);
-        sh.gather(0, b, 0..self.input_features, x, stride);
-        let last = self.plan.len() - 1;
-        for (l, (layer, rows)) in self.plan.iter().zip(&self.rows).enumerate() {
+        let b = sh.batch.0.load(Ordering::Relaxed).min(GEMM_CHUNK);
+        let source = sources.get(sh.packed_mode.load(Ordering::Relaxed));
+        sh.gather(0, b, 0..inp, x, inp);
+        let last = plan.len() - 1;
+        for (l, layer) in plan.iter().enumerate() {
             let mine = layer.ranges[me].clone();
+            let (inp, out) = (layer.in_features, layer.out_features);
             let buf = (l + 1) % 2;
             if !mine.is_empty() {
-                for s in 0..b {
-                    let xs = &x[s * stride..][..layer.in_features];
-                    let ys = &mut y[s * stride + mine.start..s * stride + mine.end];
-                    gemv_bias_act(
-                        self.kernel,
-                        &rows.weight,
-                        &rows.bias,
-                        xs,
-                        layer.activation,
-                        ys,
-                    )
-                    .expect("the pool's row slices match the layer shapes");
-                }
-                sh.publish(buf, b, mine.clone(), y, stride);
+                source.rows(l, mine.clone(), &x[..b * inp], dense, &mut y[..b * out]);
+                sh.publish(buf, b, mine.clone(), y, out);
             }
             sh.barrier.sync(me, epoch)?;
             if l < last {
-                sh.gather(buf, b, 0..mine.start, y, stride);
-                sh.gather(buf, b, mine.end..layer.out_features, y, stride);
+                sh.gather(buf, b, 0..mine.start, y, out);
+                sh.gather(buf, b, mine.end..out, y, out);
                 std::mem::swap(x, y);
             }
         }
@@ -441,11 +622,12 @@ impl Worker {
     }
 }
 
-/// A pool of threads bound to one [`Network`] that runs the GEMV forward
-/// with each layer's output rows split between them (see the [module
-/// docs](self)). Results are bit-identical to
+/// A pool of threads that runs the forward with each layer's output rows
+/// split between them (see the [module docs](self)). In [`RowMode::Gemv`]
+/// results are bit-identical to
 /// [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward) with
-/// the network's kernel, whatever the thread count.
+/// the network's kernel, in [`RowMode::Packed`] to
+/// [`PackedNetwork::forward_batch`], whatever the thread count.
 ///
 /// ```
 /// let net = stylemap::Network::builtin();
@@ -456,35 +638,50 @@ impl Worker {
 /// pool.map(&z, &[], &mut w)?;
 /// # Ok::<(), stylemap::Error>(())
 /// ```
-pub struct RowPool<'n> {
-    net: &'n Network,
-    kernel: Kernel,
+pub struct RowPool {
+    spec: MappingSpec,
     threads: usize,
     shared: Arc<Shared>,
     plan: Arc<[LayerPlan]>,
+    sources: Sources,
     workers: Vec<JoinHandle<()>>,
     caller: Caller,
 }
 
 /// The calling thread's private state (participant 0).
 struct Caller {
-    stride: usize,
     local: Local,
-    /// Label embedding output, `embed_features`.
+    /// Label embedding output, `[GEMM_CHUNK][embed_features]`.
     embed: Vec<f32>,
 }
 
-impl fmt::Debug for RowPool<'_> {
+impl fmt::Debug for RowPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RowPool")
             .field("threads", &self.threads)
-            .field("kernel", &self.kernel)
+            .field("kernel", &self.kernel())
             .field("broken", &self.shared.barrier.is_aborted())
             .finish_non_exhaustive()
     }
 }
 
-impl<'n> RowPool<'n> {
+/// Packs `net`'s weights for its kernel's batched layout
+/// ([`stylemap_core::kernels::gemm`]).
+pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<Vec<f32>>, Error> {
+    use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
+    let spec = net.spec();
+    let kernel = net.kernel();
+    let mut buf = vec![0.0f32; packed_network_len(spec, kernel)];
+    pack_network(spec, net.core().params(), kernel, &mut buf)?;
+    Ok(PackedNetwork::new(
+        *spec,
+        kernel,
+        buf,
+        net.w_avg().to_vec(),
+    )?)
+}
+
+impl RowPool {
     /// Builds a pool of `threads` participants (the caller plus
     /// `threads - 1` worker threads, started here; 0 is taken as 1) for
     /// `net`, using the network's kernel ([`Network::kernel`]).
@@ -492,17 +689,45 @@ impl<'n> RowPool<'n> {
     /// Every count is honoured, even above the number of cores or of row
     /// blocks (threads without rows only take part in the barriers).
     /// Errors if a thread cannot be started.
-    pub fn new(net: &'n Network, threads: usize) -> Result<RowPool<'n>, Error> {
+    pub fn new(net: &Network, threads: usize) -> Result<RowPool, Error> {
+        RowPool::with_packed(net, threads, Arc::new(pack(net)?))
+    }
+
+    /// [`new`](Self::new) sharing weights already packed by [`pack`] for
+    /// `net`.
+    pub(crate) fn with_packed(
+        net: &Network,
+        threads: usize,
+        packed: Arc<PackedNetwork<Vec<f32>>>,
+    ) -> Result<RowPool, Error> {
+        let sources = Sources {
+            per_sample: Arc::new(GemvRows(net.core().clone())),
+            batched: Arc::new(PackedRows(packed)),
+        };
+        RowPool::with_sources(sources, threads)
+    }
+
+    /// A pool running `source` in both modes (it handles any batch size).
+    pub fn with_source(source: Arc<dyn RowSource>, threads: usize) -> Result<RowPool, Error> {
+        let sources = Sources {
+            per_sample: Arc::clone(&source),
+            batched: source,
+        };
+        RowPool::with_sources(sources, threads)
+    }
+
+    fn with_sources(sources: Sources, threads: usize) -> Result<RowPool, Error> {
         let threads = threads.max(1);
-        let spec: MappingSpec = *net.spec();
-        let kernel = net.kernel();
-        let (_, layers) = net.core().layers();
-        let plan: Arc<[LayerPlan]> = layers
-            .map(|l| LayerPlan {
-                in_features: l.in_features,
-                out_features: l.out_features,
-                activation: l.activation,
-                ranges: split_rows(l.out_features, threads),
+        let spec: MappingSpec = *sources.per_sample.spec();
+        let block = sources.per_sample.block().max(sources.batched.block());
+        let plan: Arc<[LayerPlan]> = (0..spec.num_layers)
+            .map(|i| {
+                let (in_features, out_features) = spec.layer_shape(i);
+                LayerPlan {
+                    in_features,
+                    out_features,
+                    ranges: split_rows_in(out_features, threads, block),
+                }
             })
             .collect();
         let width = spec
@@ -510,60 +735,53 @@ impl<'n> RowPool<'n> {
             .max(spec.layer_features)
             .max(spec.w_dim);
         let stride_lines = width.div_ceil(LANES);
-        let stride = stride_lines * LANES;
         let cores = crate::batch::cores();
         let spin = if threads <= cores {
             SPIN
         } else {
             Duration::ZERO
         };
-        let buf =
-            || -> Box<[Line]> { (0..CHUNK * stride_lines).map(|_| Line::default()).collect() };
+        let buf = || -> Box<[Line]> {
+            (0..GEMM_CHUNK * stride_lines)
+                .map(|_| Line::default())
+                .collect()
+        };
         let shared = Arc::new(Shared {
             barrier: Barrier::new(threads, spin),
             batch: Padded::default(),
+            packed_mode: AtomicBool::new(false),
             bufs: [buf(), buf()],
             stride_lines,
         });
-        let local = || Local {
-            x: vec![0.0; CHUNK * stride],
-            y: vec![0.0; CHUNK * stride],
-            epoch: 0,
+        let local = |me: usize| {
+            let most = plan.iter().map(|p| p.ranges[me].len()).max().unwrap_or(0);
+            Local {
+                x: vec![0.0; GEMM_CHUNK * width],
+                y: vec![0.0; GEMM_CHUNK * width],
+                dense: vec![0.0; GEMM_CHUNK * most],
+                epoch: 0,
+            }
         };
         let mut pool = RowPool {
-            net,
-            kernel,
+            spec,
             threads,
             shared,
-            plan,
+            plan: Arc::clone(&plan),
+            sources: sources.clone(),
             workers: Vec::with_capacity(threads - 1),
             caller: Caller {
-                stride,
-                local: local(),
-                embed: vec![0.0; spec.embed_features],
+                local: local(0),
+                embed: vec![0.0; GEMM_CHUNK * spec.embed_features],
             },
         };
         for me in 1..threads {
-            let (_, layers) = net.core().layers();
-            let rows = layers
-                .zip(pool.plan.iter())
-                .map(|(l, p)| {
-                    let r = p.ranges[me].clone();
-                    OwnedRows {
-                        weight: l.weight[r.start * l.in_features..r.end * l.in_features].to_vec(),
-                        bias: l.bias[r].to_vec(),
-                    }
-                })
-                .collect();
             let worker = Worker {
                 me,
-                kernel,
                 shared: Arc::clone(&pool.shared),
-                plan: Arc::clone(&pool.plan),
-                rows,
+                plan: Arc::clone(&plan),
+                sources: sources.clone(),
                 input_features: spec.input_features(),
-                stride,
-                local: local(),
+                local: local(me),
             };
             let handle = thread::Builder::new()
                 .name(format!("stylemap-pool-{me}"))
@@ -575,9 +793,9 @@ impl<'n> RowPool<'n> {
         Ok(pool)
     }
 
-    /// The network.
-    pub fn network(&self) -> &'n Network {
-        self.net
+    /// Sizes and hyper-parameters of the network.
+    pub fn spec(&self) -> &MappingSpec {
+        &self.spec
     }
 
     /// Participants (the calling thread included).
@@ -585,27 +803,44 @@ impl<'n> RowPool<'n> {
         self.threads
     }
 
-    /// The GEMV kernel in use (the network's).
+    /// The kernel in use (the network's).
     pub fn kernel(&self) -> Kernel {
-        self.kernel
+        self.sources.per_sample.kernel()
     }
 
-    /// Maps `N = w.len() / w_dim` samples, exactly like
-    /// [`crate::Mapper::map`] (same checks, same errors), through the pool.
+    /// Maps `N = w.len() / w_dim` samples in [`RowMode::Gemv`], with the
+    /// same checks and errors as [`crate::Mapper::map`].
     pub fn map(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
-        crate::batch::check_batch(self.net.spec(), z, c, w)?;
-        self.forward(z, c, w)
+        self.map_with(z, c, w, RowMode::Gemv)
     }
 
-    /// [`map`](Self::map) without the argument checks: the caller has run
-    /// `check_batch` on these buffers.
-    pub(crate) fn forward(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+    /// [`map`](Self::map) in the given [`RowMode`].
+    pub fn map_with(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        mode: RowMode,
+    ) -> Result<(), Error> {
+        crate::batch::check_batch(&self.spec, z, c, w)?;
+        self.forward(z, c, w, mode)
+    }
+
+    /// [`map_with`](Self::map_with) without the argument checks: the caller
+    /// has run `check_batch` on these buffers.
+    pub(crate) fn forward(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        mode: RowMode,
+    ) -> Result<(), Error> {
         let RowPool {
-            net,
-            kernel,
+            spec,
             threads,
             shared,
             plan,
+            sources,
             caller,
             ..
         } = self;
@@ -614,17 +849,24 @@ impl<'n> RowPool<'n> {
             return Err(broken());
         }
         let guard = AbortOnUnwind(barrier);
-        let s = *net.spec();
+        let s = *spec;
+        let batched = mode == RowMode::Packed;
+        let chunk = if batched { GEMM_CHUNK } else { CHUNK };
         let rows = w.len() / s.w_dim;
         let mut done = 0;
         while done < rows {
-            let b = (rows - done).min(CHUNK);
+            let b = (rows - done).min(chunk);
             let zc = &z[done * s.z_dim..(done + b) * s.z_dim];
             let cc = &c[done * s.c_dim..(done + b) * s.c_dim];
             let wc = &mut w[done * s.w_dim..(done + b) * s.w_dim];
-            let pooled = (*threads > 1).then_some(&**shared);
+            let job = Job {
+                source: sources.get(batched),
+                batched,
+                pool: (*threads > 1).then_some(&**shared),
+                plan,
+            };
             caller
-                .pass(net, *kernel, pooled, plan, b, zc, cc, wc)
+                .pass(&job, b, zc, cc, wc)
                 .map_err(|Aborted| broken())?;
             done += b;
         }
@@ -633,70 +875,69 @@ impl<'n> RowPool<'n> {
     }
 }
 
+/// What one pass of the caller runs on.
+struct Job<'a> {
+    source: &'a dyn RowSource,
+    batched: bool,
+    /// `None` when the caller is alone.
+    pool: Option<&'a Shared>,
+    plan: &'a [LayerPlan],
+}
+
 impl Caller {
-    /// One pass of `b <= CHUNK` samples through every layer, as participant
-    /// 0 of `pool` (alone when `pool` is `None`).
-    #[allow(clippy::too_many_arguments)]
+    /// One pass of `b` samples (at most the mode's chunk) through every
+    /// layer, as participant 0.
     fn pass(
         &mut self,
-        net: &Network,
-        kernel: Kernel,
-        pool: Option<&Shared>,
-        plan: &[LayerPlan],
+        job: &Job<'_>,
         b: usize,
         z: &[f32],
         c: &[f32],
         w: &mut [f32],
     ) -> Result<(), Aborted> {
-        let s = *net.spec();
+        let s = *job.source.spec();
         let inp = s.input_features();
-        let stride = self.stride;
-        let Local { x, y, epoch } = &mut self.local;
-        let (embed, mut layers) = net.core().layers();
+        let Local { x, y, dense, epoch } = &mut self.local;
         // Step 1 on the caller: x = concat(norm(z), norm(embed(c))).
+        let ef = s.embed_features;
+        let embed = &mut self.embed[..b * ef];
+        if s.c_dim > 0 {
+            job.source.embed(c, embed);
+        }
         for i in 0..b {
-            let xs = &mut x[i * stride..][..inp];
+            let xs = &mut x[i * inp..][..inp];
             normalize_2nd_moment(&z[i * s.z_dim..(i + 1) * s.z_dim], &mut xs[..s.z_dim]);
-            if let Some(e) = &embed {
-                let ci = &c[i * s.c_dim..(i + 1) * s.c_dim];
-                gemv_bias_act(kernel, e.weight, e.bias, ci, e.activation, &mut self.embed)
-                    .expect("the embedding shapes are valid");
-                normalize_2nd_moment(&self.embed, &mut xs[s.z_dim..]);
+            if s.c_dim > 0 {
+                normalize_2nd_moment(&embed[i * ef..(i + 1) * ef], &mut xs[s.z_dim..]);
             }
         }
-        if let Some(sh) = pool {
-            sh.publish(0, b, 0..inp, x, stride);
+        if let Some(sh) = job.pool {
+            sh.publish(0, b, 0..inp, x, inp);
             sh.batch.0.store(b, Ordering::Relaxed);
+            sh.packed_mode.store(job.batched, Ordering::Relaxed);
             sh.barrier.sync(0, epoch)?;
         }
-        let last = plan.len() - 1;
-        for (l, p) in plan.iter().enumerate() {
-            let Some(layer) = layers.next() else { break };
+        let last = job.plan.len() - 1;
+        for (l, p) in job.plan.iter().enumerate() {
+            let (lin, out) = (p.in_features, p.out_features);
             // Participant 0's range starts at row 0.
             let mine = p.ranges[0].clone();
-            let wr = &layer.weight[..mine.end * layer.in_features];
-            let br = &layer.bias[..mine.end];
             let buf = (l + 1) % 2;
-            // The last layer writes w directly (sample stride w_dim).
-            let (out, out_stride): (&mut [f32], usize) = if l == last {
-                (&mut *w, s.w_dim)
+            // The last layer writes w directly.
+            let yb: &mut [f32] = if l == last {
+                &mut *w
             } else {
-                (&mut *y, stride)
+                &mut y[..b * out]
             };
             if !mine.is_empty() {
-                for i in 0..b {
-                    let xs = &x[i * stride..][..layer.in_features];
-                    let ys = &mut out[i * out_stride..][..mine.end];
-                    gemv_bias_act(kernel, wr, br, xs, layer.activation, ys)
-                        .expect("the pool's row slices match the layer shapes");
-                }
+                job.source.rows(l, mine.clone(), &x[..b * lin], dense, yb);
             }
-            if let Some(sh) = pool {
+            if let Some(sh) = job.pool {
                 if l < last {
-                    sh.publish(buf, b, mine.clone(), out, out_stride);
+                    sh.publish(buf, b, mine.clone(), yb, out);
                 }
                 sh.barrier.sync(0, epoch)?;
-                sh.gather(buf, b, mine.end..p.out_features, out, out_stride);
+                sh.gather(buf, b, mine.end..out, yb, out);
             }
             if l < last {
                 std::mem::swap(x, y);
@@ -710,7 +951,7 @@ fn broken() -> Error {
     Error::invalid("the worker pool is broken: a thread panicked during an earlier call")
 }
 
-impl Drop for RowPool<'_> {
+impl Drop for RowPool {
     fn drop(&mut self) {
         self.shared.barrier.abort();
         for handle in self.workers.drain(..) {

@@ -17,8 +17,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use stylemap::core::kernels::gemm::{PackedNetwork, pack_network, packed_network_len};
 use stylemap::core::{Kernel, MappingSpec, sampler};
-use stylemap::pool::{CHUNK, RowPool, split_rows};
+use stylemap::pool::{CHUNK, GEMM_CHUNK, RowMode, RowPool, split_rows};
 use stylemap::{Layout, Mapper, Network};
 
 // ---------------------------------------------------------------------------
@@ -366,6 +367,68 @@ fn odd_shapes_every_kernel_thread_count_and_batch() {
     }
 }
 
+/// The core's packed batched forward over the whole batch: the oracle of
+/// [`RowMode::Packed`] and of the mapper's packed GEMM path.
+fn packed_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
+    let s = *net.spec();
+    let k = net.kernel();
+    let mut buf = vec![0.0f32; packed_network_len(&s, k)];
+    pack_network(&s, net.core().params(), k, &mut buf).unwrap();
+    let p = PackedNetwork::new(s, k, buf, net.w_avg().to_vec()).unwrap();
+    let n = z.len() / s.z_dim;
+    let mut w = vec![0.0f32; n * s.w_dim];
+    let mut scratch = vec![0.0f32; p.scratch_len(n)];
+    p.forward_batch(z, c, n, &mut scratch, &mut w).unwrap();
+    w
+}
+
+/// Packed mode (rows split by whole panels, activations exchanged after
+/// every layer) gives the packed network's bits for every thread count,
+/// kernel, odd shape and batch size, and so does the mapper's packed GEMM
+/// path whether it splits rows or the batch.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn packed_mode_is_bit_identical_to_the_packed_network() {
+    let _serial = serial();
+    for (name, net) in odd_nets() {
+        let s = *net.spec();
+        let n = GEMM_CHUNK + 5; // two passes, the last one partial
+        let z = zs(&net, n, 200);
+        let c = labels(&net, n, 6);
+        for kernel in available_kernels() {
+            let net = net.clone().with_kernel(kernel).unwrap();
+            let want = packed_forward(&net, &z, &c);
+            assert!(want.iter().all(|v| v.is_finite()));
+            for threads in 1..=4 {
+                let mut pool = RowPool::new(&net, threads).unwrap();
+                for b in [1, 3, 8, GEMM_CHUNK, n] {
+                    let mut w = vec![f32::NAN; b * s.w_dim];
+                    pool.map_with(
+                        &z[..b * s.z_dim],
+                        &c[..b * s.c_dim],
+                        &mut w,
+                        RowMode::Packed,
+                    )
+                    .unwrap();
+                    let what = format!("{name}, {kernel:?}, {threads} threads, packed, batch {b}");
+                    assert_bits_eq(&w, &want[..b * s.w_dim], &what);
+                }
+                for split in [0, 2, usize::MAX] {
+                    let mut m = Mapper::new(&net)
+                        .with_threads(threads)
+                        .with_gemm_threshold(0)
+                        .with_split_threshold(split);
+                    let mut w = vec![f32::NAN; n * s.w_dim];
+                    m.map(&z, &c, &mut w).unwrap();
+                    let what =
+                        format!("{name}, {kernel:?}, mapper, {threads} threads, split {split}");
+                    assert_bits_eq(&w, &want, &what);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn repeated_calls_give_the_same_bits() {
     let _serial = serial();
@@ -373,24 +436,32 @@ fn repeated_calls_give_the_same_bits() {
     let s = *net.spec();
     let z = zs(&net, 4, 9);
     let c = labels(&net, 4, 9);
-    let want = core_forward(&net, &z, &c);
+    let gemv = core_forward(&net, &z, &c);
+    let packed = packed_forward(&net, &z, &c);
     for threads in [2, 3] {
         let mut pool = RowPool::new(&net, threads).unwrap();
         for round in 0..300 {
-            // Alternate samples and batch sizes so stale buffers would show.
+            // Alternate samples, batch sizes and modes so stale buffers
+            // would show.
             let i = round % 4;
             let b = if round % 3 == 0 { 4 - i } else { 1 };
+            let (mode, want) = if round % 5 < 2 {
+                (RowMode::Packed, &packed)
+            } else {
+                (RowMode::Gemv, &gemv)
+            };
             let mut w = vec![0.0f32; b * s.w_dim];
-            pool.map(
+            pool.map_with(
                 &z[i * s.z_dim..(i + b) * s.z_dim],
                 &c[i * s.c_dim..(i + b) * s.c_dim],
                 &mut w,
+                mode,
             )
             .unwrap();
             assert_eq!(
                 bits(&w),
                 bits(&want[i * s.w_dim..(i + b) * s.w_dim]),
-                "round {round}, {threads} threads"
+                "round {round}, {threads} threads, {mode:?}"
             );
         }
     }
@@ -501,7 +572,7 @@ fn drop_joins_every_thread() {
 fn mapper_and_pool_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Mapper<'static>>();
-    check::<RowPool<'static>>();
+    check::<RowPool>();
     // A mapper used from another thread than the one that started its pool.
     let _serial = serial();
     let net = small_net(16, 0, 32, 3, 32);
@@ -649,15 +720,20 @@ fn child_kernel_env() {
             // An explicit choice overrides the variable.
             let best = net.clone().with_kernel(Kernel::best()).unwrap();
             assert_eq!(best.kernel(), Kernel::best());
-            // The pool runs the forced kernel: same bits as the core with it.
+            // Both paths run the forced kernel: same bits as the core with it.
             let z = zs(&net, 3, 4);
-            let want = core_forward(&net, &z, &[]);
-            let mut w = vec![0.0f32; 3 * 48];
-            Mapper::new(&net)
-                .with_threads(2)
-                .map(&z, &[], &mut w)
-                .unwrap();
-            assert_bits_eq(&w, &want, "forced kernel");
+            for (threshold, want) in [
+                (usize::MAX, core_forward(&net, &z, &[])),
+                (0, packed_forward(&net, &z, &[])),
+            ] {
+                let mut w = vec![0.0f32; 3 * 48];
+                Mapper::new(&net)
+                    .with_threads(2)
+                    .with_gemm_threshold(threshold)
+                    .map(&z, &[], &mut w)
+                    .unwrap();
+                assert_bits_eq(&w, &want, &format!("forced kernel, threshold {threshold}"));
+            }
         }
     }
     // A kernel that cannot run here is refused by the explicit API too.

@@ -1,6 +1,6 @@
-//! Helpers shared by the kernel suites (`kernels.rs`, `gemm.rs`): random
-//! data, the kernels under test, and the "every available kernel was run"
-//! discipline.
+//! Helpers shared by the core's suites (`kernels.rs`, `gemm.rs`,
+//! `network.rs`): random data and networks, the kernels under test, and the
+//! "every available kernel was run" discipline.
 //!
 //! Environment (read here, since the core has none):
 //! - `STYLEMAP_KERNEL=<name>` tests only that kernel (it must be available
@@ -10,9 +10,10 @@
 //!   fall back to the portable kernel.
 #![allow(dead_code)] // each suite uses its own subset
 
-use rand_core::Rng;
+use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use stylemap_core::Kernel;
+use stylemap_core::fold::{self, RawLayer, RawParams};
+use stylemap_core::{Error, Kernel, MappingSpec};
 
 /// `n` values uniform in [-1, 1).
 pub fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
@@ -121,5 +122,76 @@ pub fn assert_required_kernels() {
                 Kernel::ENV_VAR
             );
         }
+    }
+}
+
+/// `n` normal deviates times `scale` (Box-Muller over `rng`).
+pub fn normal(rng: &mut Xoshiro256PlusPlus, n: usize, scale: f32) -> Vec<f32> {
+    let mut v = vec![0.0f32; n];
+    stylemap_core::sampler::fill_box_muller(rng, &mut v);
+    v.iter_mut().for_each(|x| *x *= scale);
+    v
+}
+
+/// Raw NVlabs parameters of a random network (`W [out, in]`, `b [out]`).
+pub struct RawNet {
+    pub spec: MappingSpec,
+    pub fc: Vec<(Vec<f32>, Vec<f32>)>,
+    pub embed: Option<(Vec<f32>, Vec<f32>)>,
+    pub w_avg: Vec<f32>,
+}
+
+/// A random network with NVlabs' initialisation (`randn / lr` weights) and
+/// large biases, so every layer's bias and activation matter.
+pub fn raw_net(spec: MappingSpec, seed: u64) -> RawNet {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let lr = spec.lr_multiplier as f32;
+    let fc = (0..spec.num_layers)
+        .map(|i| {
+            let (inp, out) = spec.layer_shape(i);
+            (
+                normal(&mut rng, inp * out, 1.0 / lr),
+                normal(&mut rng, out, 30.0),
+            )
+        })
+        .collect();
+    let embed = (spec.c_dim > 0).then(|| {
+        let n = spec.embed_features;
+        (
+            normal(&mut rng, n * spec.c_dim, 1.0),
+            normal(&mut rng, n, 0.3),
+        )
+    });
+    let w_avg = normal(&mut rng, spec.w_dim, 1.0);
+    RawNet {
+        spec,
+        fc,
+        embed,
+        w_avg,
+    }
+}
+
+impl RawNet {
+    /// The folded parameters ([`fold::fold_nvlabs`]).
+    pub fn fold(&self) -> Result<Vec<f32>, Error> {
+        let layers: Vec<RawLayer> = self
+            .fc
+            .iter()
+            .map(|(w, b)| RawLayer { weight: w, bias: b })
+            .collect();
+        let embed = self
+            .embed
+            .as_ref()
+            .map(|(w, b)| RawLayer { weight: w, bias: b });
+        let mut out = vec![0.0f32; self.spec.param_len()];
+        fold::fold_nvlabs(
+            &self.spec,
+            &RawParams {
+                embed,
+                layers: &layers,
+            },
+            &mut out,
+        )?;
+        Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 use super::{Section, Sections};
 use crate::error::{Error, Operand, check_finite, check_len};
 use crate::kernels::Kernel;
-use crate::network::normalize_2nd_moment;
+use crate::network::{LayerWidth, forward_layers};
 use crate::spec::{Activation, MappingSpec};
 use crate::truncation;
 
@@ -42,6 +42,12 @@ pub struct PackedLayer<'a> {
     pub activation: Activation,
     /// Panel width of the packing.
     pub nr: usize,
+}
+
+impl LayerWidth for PackedLayer<'_> {
+    fn out_features(&self) -> usize {
+        self.out_features
+    }
 }
 
 /// A mapping network over weights packed for one kernel, run on a batch of
@@ -220,43 +226,27 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
         let half = chunk * (s.scratch_len() / 2);
         let (a, rest) = scratch.split_at_mut(half);
         let b = &mut rest[..half];
-        let (zd, cd, wd, inp) = (s.z_dim, s.c_dim, s.w_dim, s.input_features());
+        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
+        let kernel = self.kernel;
+        let run = |l: &PackedLayer<'_>, x: &[f32], y: &mut [f32]| {
+            super::run(kernel, l.weight, l.bias, x, l.in_features, l.activation, y);
+        };
         let mut start = 0;
         while start < batch {
             let n = chunk.min(batch - start);
-            for (zs, xs) in z[start * zd..(start + n) * zd]
-                .chunks_exact(zd)
-                .zip(a.chunks_exact_mut(inp))
-            {
-                normalize_2nd_moment(zs, &mut xs[..zd]);
-            }
             let (embed, layers) = self.layers();
-            if let Some(e) = embed {
-                // Embed into b, normalise each row into the tail of a row of a:
-                // x = concat(norm(z), norm(embed(c))).
-                let ef = e.out_features;
-                let cs = &c[start * cd..(start + n) * cd];
-                let eb = &mut b[..n * ef];
-                super::run(self.kernel, e.weight, e.bias, cs, cd, e.activation, eb);
-                for (es, xs) in eb.chunks_exact(ef).zip(a.chunks_exact_mut(inp)) {
-                    normalize_2nd_moment(es, &mut xs[zd..]);
-                }
-            }
-            let (mut src, mut dst) = (&mut *a, &mut *b);
-            let mut width = inp;
-            for (i, l) in layers.enumerate() {
-                let x = &src[..n * width];
-                let out = l.out_features;
-                if i + 1 == s.num_layers {
-                    let y = &mut w[start * wd..(start + n) * wd];
-                    super::run(self.kernel, l.weight, l.bias, x, width, l.activation, y);
-                } else {
-                    let y = &mut dst[..n * out];
-                    super::run(self.kernel, l.weight, l.bias, x, width, l.activation, y);
-                    core::mem::swap(&mut src, &mut dst);
-                    width = out;
-                }
-            }
+            forward_layers(
+                s,
+                &z[start * zd..],
+                &c[start * cd..],
+                n,
+                a,
+                b,
+                embed,
+                layers,
+                run,
+                &mut w[start * wd..(start + n) * wd],
+            );
             start += n;
         }
         Ok(())
