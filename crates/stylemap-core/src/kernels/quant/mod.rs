@@ -32,10 +32,21 @@
 //!   f32(q[r, k]) * x[k]`, then `acc += scale[g, r] * part`; then the epilogue.
 //!
 //! Kernels with FMA round once per multiply-add; the difference from the
-//! oracle is bounded like the f32 kernels' (`tests/quant.rs`). Results for a
+//! oracle is bounded like the f32 kernels' (`tests/quant_kernels.rs`). Results for a
 //! sample never depend on the batch size or the other samples.
 
+pub mod portable;
 pub mod scalar;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+mod simd;
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod neon;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use super::Kernel;
 use crate::spec::Activation;
@@ -133,6 +144,22 @@ pub(crate) fn run(
     act: Activation,
     y: &mut [f32],
 ) {
-    let _ = kernel;
-    scalar::qgemm(w, bias, x, inp, act, y)
+    match kernel {
+        Kernel::Scalar => scalar::qgemm(w, bias, x, inp, act, y),
+        Kernel::Portable => portable::qgemm_f32x8(w, bias, x, inp, act, y),
+        Kernel::Avx2 | Kernel::Avx512 | Kernel::Neon => {
+            #[cfg(target_arch = "x86_64")]
+            if x86::dispatch(kernel, w, bias, x, inp, act, y) {
+                return;
+            }
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            if neon::dispatch(kernel, w, bias, x, inp, act, y) {
+                return;
+            }
+            // Unreachable through the checked entry point; never run an
+            // unsupported instruction, compute the same thing with plain loops.
+            debug_assert!(false, "{kernel:?} is not available here");
+            scalar::qgemm(w, bias, x, inp, act, y)
+        }
+    }
 }

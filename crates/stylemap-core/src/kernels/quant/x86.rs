@@ -1,0 +1,591 @@
+//! x86-64 reduced-precision kernels: AVX-512F (one zmm per panel row-slice)
+//! and AVX2 + FMA (two ymm), chosen at run time.
+//!
+//! Thin `#[target_feature]` wrappers around the one generic body (the private
+//! `quant::simd` module); this file only says how to widen the stored
+//! weights and do the f32 vector operations:
+//!
+//! | format | AVX-512F | AVX2 |
+//! |---|---|---|
+//! | f16 | `vcvtph2ps zmm, m256` | `vcvtph2ps ymm, m128` with F16C, else integer ops (`vpmovzxwd`, masks, a multiply by 2^112) |
+//! | bf16 | `vpmovzxwd` + `vpslld 16` | the same on ymm |
+//! | int8 | `vpmovsxbd` + `vcvtdq2ps` | the same on ymm |
+//!
+//! Detection is the f32 kernels' (`cpufeatures`, cached) plus F16C, which
+//! `cpufeatures` does not know: CPUID leaf 1 ECX bit 29, read once and cached
+//! in an atomic, and only trusted together with the AVX2 check (which also
+//! verifies that the OS saves the ymm registers). Without F16C the AVX2 f16
+//! path never executes `vcvtph2ps`. AVX-512F implies `vcvtph2ps zmm`.
+//!
+//! AVX-512 BF16 (`vdpbf16ps`) and VNNI (`vpdpbusd`) multiply bf16 or int8
+//! *pairs*: they need the activations in bf16/int8 too, which the contract
+//! excludes (activations and accumulation are f32), so they are not used.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use super::simd::{self, QSimd, Shapes256, Shapes512, Widen};
+use super::{QNR, QWeights};
+use crate::kernels::x86::{avx2_fma_detected, avx512f_detected};
+use crate::spec::{Activation, LRELU_SLOPE};
+
+/// 0: not yet detected, 1: absent, 2: present.
+static F16C: AtomicU8 = AtomicU8::new(0);
+
+/// Whether this CPU supports F16C (`vcvtph2ps`) along with AVX2 and FMA (and
+/// the OS saves the ymm registers). Cached after the first call.
+#[inline]
+pub fn f16c_detected() -> bool {
+    match F16C.load(Ordering::Relaxed) {
+        0 => {
+            let yes = avx2_fma_detected() && cpuid_f16c();
+            F16C.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
+}
+
+#[cfg(not(miri))]
+fn cpuid_f16c() -> bool {
+    // CPUID leaf 1 exists on every x86-64 CPU; F16C is ECX bit 29.
+    __cpuid(1).ecx & (1 << 29) != 0
+}
+
+#[cfg(miri)]
+fn cpuid_f16c() -> bool {
+    // Miri has no CPUID; as cpufeatures does, trust the build's features.
+    cfg!(target_feature = "f16c")
+}
+
+/// AVX-512: panels per block at batch 1 etc. (see `simd::Shapes512`).
+type S512 = Shapes512;
+/// AVX2: see `simd::Shapes256`.
+type S256 = Shapes256;
+
+/// `y[s, :] = act(W x[s, :] + b)` with AVX-512F over any reduced-precision
+/// layout ([`super`]); `out = bias.len()`, `batch = x.len() / inp`.
+///
+/// Lengths are not a safety condition: if they do not chain (see
+/// [`super::qgemm_bias_act`]) nothing is written.
+///
+/// # Safety
+/// The CPU must support AVX-512F (see [`avx512f_detected`]).
+#[target_feature(enable = "avx512f")]
+pub unsafe fn qgemm_f32x16_avx512(
+    w: QWeights<'_>,
+    bias: &[f32],
+    x: &[f32],
+    inp: usize,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let dims = super::dims(&w, bias.len(), x.len(), inp, y.len());
+    // SAFETY: AVX-512F is available (this function's contract); dims are
+    // these slices' own.
+    unsafe {
+        match w {
+            QWeights::F16(q) => {
+                simd::qgemm::<S512, F16x16, 1, false>(dims, q, &[], 0, bias, x, inp, act, y)
+            }
+            QWeights::Bf16(q) => {
+                simd::qgemm::<S512, Bf16x16, 1, false>(dims, q, &[], 0, bias, x, inp, act, y)
+            }
+            QWeights::Int8 { q, scales, group } => {
+                simd::qgemm::<S512, I8x16, 1, true>(dims, q, scales, group, bias, x, inp, act, y)
+            }
+        }
+    }
+}
+
+/// `y[s, :] = act(W x[s, :] + b)` with AVX2 + FMA over any reduced-precision
+/// layout; f16 is widened with integer operations (no F16C needed; see
+/// [`qgemm_f16_f32x8_avx2_f16c`] for the faster F16C path).
+///
+/// Lengths are not a safety condition: if they do not chain nothing is
+/// written.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (see [`avx2_fma_detected`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn qgemm_f32x8_avx2(
+    w: QWeights<'_>,
+    bias: &[f32],
+    x: &[f32],
+    inp: usize,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let dims = super::dims(&w, bias.len(), x.len(), inp, y.len());
+    // SAFETY: AVX2 and FMA are available (this function's contract); dims
+    // are these slices' own.
+    unsafe {
+        match w {
+            QWeights::F16(q) => {
+                simd::qgemm::<S256, F16x8Soft, 2, false>(dims, q, &[], 0, bias, x, inp, act, y)
+            }
+            QWeights::Bf16(q) => {
+                simd::qgemm::<S256, Bf16x8, 2, false>(dims, q, &[], 0, bias, x, inp, act, y)
+            }
+            QWeights::Int8 { q, scales, group } => {
+                simd::qgemm::<S256, I8x8, 2, true>(dims, q, scales, group, bias, x, inp, act, y)
+            }
+        }
+    }
+}
+
+/// f16 weights with AVX2 + FMA + F16C (`vcvtph2ps ymm`); same results as
+/// the integer widening of [`qgemm_f32x8_avx2`] (both are exact).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (see [`f16c_detected`]).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn qgemm_f16_f32x8_avx2_f16c(
+    q: &[u16],
+    bias: &[f32],
+    x: &[f32],
+    inp: usize,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let dims = super::dims(&QWeights::F16(q), bias.len(), x.len(), inp, y.len());
+    // SAFETY: AVX2, FMA and F16C are available (this function's contract);
+    // dims are these slices' own.
+    unsafe { simd::qgemm::<S256, F16x8, 2, false>(dims, q, &[], 0, bias, x, inp, act, y) }
+}
+
+/// Runs `kernel` if it is an x86 kernel this CPU supports; returns whether
+/// it ran.
+#[inline]
+pub(crate) fn dispatch(
+    kernel: crate::Kernel,
+    w: QWeights<'_>,
+    bias: &[f32],
+    x: &[f32],
+    inp: usize,
+    act: Activation,
+    y: &mut [f32],
+) -> bool {
+    match (kernel, w) {
+        (crate::Kernel::Avx512, _) if avx512f_detected() => {
+            // SAFETY: AVX-512F was detected on this CPU by the guard above.
+            unsafe { qgemm_f32x16_avx512(w, bias, x, inp, act, y) };
+            true
+        }
+        (crate::Kernel::Avx2, QWeights::F16(q)) if f16c_detected() => {
+            // SAFETY: AVX2, FMA and F16C were detected by the guard above.
+            unsafe { qgemm_f16_f32x8_avx2_f16c(q, bias, x, inp, act, y) };
+            true
+        }
+        (crate::Kernel::Avx2, _) if avx2_fma_detected() => {
+            // SAFETY: AVX2 and FMA were detected on this CPU by the guard above.
+            unsafe { qgemm_f32x8_avx2(w, bias, x, inp, act, y) };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// AVX-512F: 16 lanes.
+struct Avx512;
+
+impl QSimd for Avx512 {
+    const LANES: usize = 16;
+    type V = __m512;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        // SAFETY: AVX-512F is available (contract).
+        unsafe { _mm512_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: AVX-512F is available and 16 floats at p are readable
+        // (contract); loadu has no alignment requirement.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
+        // SAFETY: AVX-512F is available (contract); n < 16 so the shift does
+        // not overflow. A zero-masked load reads (and can fault on) only the
+        // lanes whose mask bit is set, lanes 0..n, which are readable.
+        unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) }
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> __m512 {
+        // SAFETY: AVX-512F is available and p is readable (contract).
+        unsafe { _mm512_set1_ps(p.read()) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (contract).
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+
+    #[inline(always)]
+    unsafe fn bias_act(acc: __m512, bias: __m512, act: Activation) -> __m512 {
+        // SAFETY: AVX-512F is available (contract).
+        unsafe {
+            let v = _mm512_add_ps(acc, bias);
+            match act {
+                Activation::LeakyRelu => {
+                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
+                    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+                    _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(LRELU_SLOPE))
+                }
+                Activation::Linear => v,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: AVX-512F is available and 16 floats at p are writable
+        // (contract); storeu has no alignment requirement.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: __m512, n: usize) {
+        // SAFETY: AVX-512F is available (contract); n < 16. A masked store
+        // writes (and can fault on) only lanes 0..n, which are writable.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+    }
+}
+
+/// f16 on AVX-512F: one `vcvtph2ps zmm, m256`.
+struct F16x16;
+
+impl Widen<1> for F16x16 {
+    type S = Avx512;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m512; 1] {
+        // SAFETY: AVX-512F is available and the 16 u16 (32 bytes) at p are
+        // readable (contract); loadu has no alignment requirement.
+        unsafe { [_mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))] }
+    }
+}
+
+/// bf16 on AVX-512F: zero-extend to 32 bits, shift into the high half.
+struct Bf16x16;
+
+impl Widen<1> for Bf16x16 {
+    type S = Avx512;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m512; 1] {
+        // SAFETY: AVX-512F is available and the 16 u16 at p are readable
+        // (contract); loadu has no alignment requirement.
+        unsafe {
+            let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+            [_mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))]
+        }
+    }
+}
+
+/// int8 on AVX-512F: sign-extend to 32 bits, convert (exact).
+struct I8x16;
+
+impl Widen<1> for I8x16 {
+    type S = Avx512;
+    type T = i8;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const i8) -> [__m512; 1] {
+        // SAFETY: AVX-512F is available and the 16 bytes at p are readable
+        // (contract); loadu has no alignment requirement.
+        unsafe {
+            [_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                p.cast(),
+            )))]
+        }
+    }
+}
+
+/// AVX2 + FMA: 8 lanes.
+struct Avx2;
+
+impl Avx2 {
+    /// Lane mask for lanes `0..n`.
+    ///
+    /// # Safety
+    /// AVX is available.
+    #[inline(always)]
+    unsafe fn mask(n: usize) -> __m256i {
+        // SAFETY: AVX is available (contract).
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+        }
+    }
+}
+
+impl QSimd for Avx2 {
+    const LANES: usize = 8;
+    type V = __m256;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        // SAFETY: AVX is available (contract).
+        unsafe { _mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: AVX is available and 8 floats at p are readable (contract).
+        unsafe { _mm256_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
+        // SAFETY: AVX2 is available (contract). maskload reads only the lanes
+        // whose mask is set, lanes 0..n, which are readable (contract).
+        unsafe { _mm256_maskload_ps(p, Avx2::mask(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> __m256 {
+        // SAFETY: AVX is available and p is readable (contract).
+        unsafe { _mm256_set1_ps(p.read()) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: FMA is available (contract).
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+
+    #[inline(always)]
+    unsafe fn bias_act(acc: __m256, bias: __m256, act: Activation) -> __m256 {
+        // SAFETY: AVX is available (contract).
+        unsafe {
+            let v = _mm256_add_ps(acc, bias);
+            match act {
+                Activation::LeakyRelu => {
+                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
+                    let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
+                    let scaled = _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE));
+                    _mm256_blendv_ps(v, scaled, neg)
+                }
+                Activation::Linear => v,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: AVX is available and 8 floats at p are writable (contract).
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: __m256, n: usize) {
+        // SAFETY: AVX2 is available (contract). maskstore writes only the
+        // lanes whose mask is set, lanes 0..n, which are writable (contract).
+        unsafe { _mm256_maskstore_ps(p, Avx2::mask(n), v) }
+    }
+}
+
+/// f16 with F16C: two `vcvtph2ps ymm, m128`.
+struct F16x8;
+
+impl Widen<2> for F16x8 {
+    type S = Avx2;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m256; 2] {
+        // SAFETY: F16C is available and the 16 u16 at p are readable
+        // (contract: only instantiated under `enable = "f16c"`); loadu has no
+        // alignment requirement.
+        unsafe {
+            [
+                _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(8).cast())),
+            ]
+        }
+    }
+}
+
+/// f16 without F16C: integer widening, exact (see [`f16x8_soft`]).
+struct F16x8Soft;
+
+impl Widen<2> for F16x8Soft {
+    type S = Avx2;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m256; 2] {
+        // SAFETY: AVX2 is available and the 16 u16 at p are readable
+        // (contract).
+        unsafe {
+            [
+                f16x8_soft(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()))),
+                f16x8_soft(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(8).cast()))),
+            ]
+        }
+    }
+}
+
+/// IEEE binary16 bits (zero-extended in each 32-bit lane) to f32, exactly,
+/// with AVX2 integer operations and one multiply: exponent and mantissa
+/// shifted into f32 position read as a number `2^-112` times too small
+/// (subnormal halves land on f32 subnormals, still exact), so `* 2^112`
+/// restores every finite value; inf/NaN (exponent 31) get the f32 exponent
+/// 255 with the mantissa kept; then the sign. Relies on subnormals not being
+/// flushed (Rust never sets FTZ/DAZ).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn f16x8_soft(h: __m256i) -> __m256 {
+    // SAFETY: AVX2 is available (contract).
+    unsafe {
+        let em = _mm256_slli_epi32::<13>(_mm256_and_si256(h, _mm256_set1_epi32(0x7fff)));
+        let sign = _mm256_slli_epi32::<16>(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)));
+        let scaled = _mm256_mul_ps(
+            _mm256_castsi256_ps(em),
+            _mm256_set1_ps(f32::from_bits(0x7780_0000)),
+        );
+        let exp = _mm256_and_si256(h, _mm256_set1_epi32(0x7c00));
+        let special = _mm256_cmpeq_epi32(exp, _mm256_set1_epi32(0x7c00));
+        let infnan = _mm256_castsi256_ps(_mm256_or_si256(em, _mm256_set1_epi32(0x7f80_0000)));
+        let v = _mm256_blendv_ps(scaled, infnan, _mm256_castsi256_ps(special));
+        _mm256_or_ps(v, _mm256_castsi256_ps(sign))
+    }
+}
+
+/// bf16 on AVX2: zero-extend, shift into the high half.
+struct Bf16x8;
+
+impl Widen<2> for Bf16x8 {
+    type S = Avx2;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m256; 2] {
+        // SAFETY: AVX2 is available and the 16 u16 at p are readable
+        // (contract).
+        unsafe {
+            let lo = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+            let hi = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(8).cast()));
+            [
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lo)),
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(hi)),
+            ]
+        }
+    }
+}
+
+/// int8 on AVX2: two `vpmovsxbd ymm, m64` + `vcvtdq2ps`.
+struct I8x8;
+
+impl Widen<2> for I8x8 {
+    type S = Avx2;
+    type T = i8;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const i8) -> [__m256; 2] {
+        // SAFETY: AVX2 is available and the 16 bytes at p are readable
+        // (contract); loadl reads 8 bytes, unaligned.
+        unsafe {
+            let lo = _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()));
+            let hi = _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8).cast()));
+            [_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi)]
+        }
+    }
+}
+
+const _: () = assert!(QNR == 16, "the widening above assumes 16-row panels");
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::kernels::quant::scalar::f16_to_f32;
+    use std::{vec, vec::Vec};
+
+    /// The no-F16C widening equals the oracle's conversion on all 65536
+    /// halves, bit for bit (NaN payloads included).
+    #[test]
+    #[cfg_attr(miri, ignore = "65536 values are slow under miri")]
+    fn soft_f16_widening_is_exact_for_every_half() {
+        if !avx2_fma_detected() {
+            return;
+        }
+        let all: [u16; 1 << 16] = core::array::from_fn(|i| i as u16);
+        for chunk in all.chunks_exact(QNR) {
+            // SAFETY: AVX2 was detected above; chunk holds QNR u16.
+            let v = unsafe { soft(chunk.as_ptr()) };
+            for (j, &h) in chunk.iter().enumerate() {
+                assert_eq!(v[j].to_bits(), f16_to_f32(h).to_bits(), "{h:#06x}");
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 is available and `p..p + QNR` is readable.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn soft(p: *const u16) -> [f32; QNR] {
+        let mut out = [0.0f32; QNR];
+        // SAFETY: AVX2 is enabled here; p holds QNR u16 (caller); out holds
+        // QNR floats.
+        unsafe {
+            let [a, b] = F16x8Soft::widen(p);
+            _mm256_storeu_ps(out.as_mut_ptr(), a);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), b);
+        }
+        out
+    }
+
+    /// The whole AVX2 f16 kernel without F16C gives the F16C kernel's bits
+    /// (both widen exactly, then run the same arithmetic), so the path a
+    /// CPU without F16C takes is tested here too.
+    #[test]
+    #[cfg_attr(miri, ignore = "slow under miri")]
+    fn avx2_f16_without_f16c_matches_f16c() {
+        if !f16c_detected() {
+            return;
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for (out, inp, batch) in [
+            (16usize, 16usize, 1usize),
+            (37, 29, 3),
+            (512, 512, 1),
+            (70, 64, 9),
+        ] {
+            let plen = out.div_ceil(QNR) * QNR * inp;
+            // Finite halves only (exponent < 31), any sign, subnormals included.
+            let q: Vec<u16> = (0..plen)
+                .map(|_| ((next() as u16) % 0x7800) | (next() as u16 & 0x8000))
+                .collect();
+            let f = |v: u64| (v >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let bias: Vec<f32> = (0..out).map(|_| f(next())).collect();
+            let x: Vec<f32> = (0..batch * inp).map(|_| f(next())).collect();
+            let (mut a, mut b) = (vec![0.0f32; batch * out], vec![1.0f32; batch * out]);
+            let act = Activation::LeakyRelu;
+            // SAFETY: F16C (and so AVX2 and FMA) was detected above.
+            unsafe {
+                qgemm_f32x8_avx2(QWeights::F16(&q), &bias, &x, inp, act, &mut a);
+                qgemm_f16_f32x8_avx2_f16c(&q, &bias, &x, inp, act, &mut b);
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{out}x{inp} batch {batch}");
+        }
+    }
+}
