@@ -19,7 +19,10 @@ fn main() -> Result<(), stylemap::Error> {
         .unwrap_or(15);
     let net = Network::try_builtin()?;
     let s = *net.spec();
-    println!("kernel {:?}; median of {rounds} interleaved rounds, µs per sample", net.kernel());
+    println!(
+        "kernel {:?}; median of {rounds} interleaved rounds, µs per sample",
+        net.kernel()
+    );
     // (label, threads, gemm threshold, split threshold)
     let variants: [(&str, usize, usize, usize); 5] = [
         ("gemv 1t", 1, usize::MAX, usize::MAX),
@@ -44,7 +47,9 @@ fn main() -> Result<(), stylemap::Error> {
     }
     println!();
     for &b in &batches {
-        let z: Vec<f32> = (0..b * s.z_dim).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
+        let z: Vec<f32> = (0..b * s.z_dim)
+            .map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0)
+            .collect();
         let mut w = vec![0.0f32; b * s.w_dim];
         let reps = (2048 / b).clamp(2, 64);
         let mut times = vec![Vec::new(); variants.len()];

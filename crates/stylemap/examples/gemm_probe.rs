@@ -20,27 +20,41 @@ fn main() {
     let k = Kernel::best();
     let nr = k.packed_nr();
     let (out, inp) = (512, 512);
-    let w: Vec<f32> = (0..out * inp).map(|i| ((i * 37) % 101) as f32 / 1000.0 - 0.05).collect();
+    let w: Vec<f32> = (0..out * inp)
+        .map(|i| ((i * 37) % 101) as f32 / 1000.0 - 0.05)
+        .collect();
     let mut p = vec![0.0; packed_len(out, inp, nr)];
     pack_layer(&w, out, inp, nr, &mut p).unwrap();
     let bias = vec![0.1f32; out];
     for b in [8usize, 16, 64, 128] {
-        let x: Vec<f32> = (0..b * inp).map(|i| ((i * 13) % 97) as f32 / 97.0).collect();
+        let x: Vec<f32> = (0..b * inp)
+            .map(|i| ((i * 13) % 97) as f32 / 97.0)
+            .collect();
         let mut y = vec![0.0f32; b * out];
         let t = min_time(400, || {
             gemm_packed_bias_act(k, &p, &bias, &x, inp, Activation::LeakyRelu, &mut y).unwrap()
         });
         let gf = 2.0 * (out * inp * b) as f64 / t / 1e9;
-        println!("{k:?} layer 512x512 B={b:4}: {:8.2} µs  {gf:6.1} GFLOP/s", t * 1e6);
+        println!(
+            "{k:?} layer 512x512 B={b:4}: {:8.2} µs  {gf:6.1} GFLOP/s",
+            t * 1e6
+        );
     }
     let net = stylemap::Network::builtin();
     let s = *net.spec();
     let mut m = stylemap::Mapper::new(&net).with_threads(1);
     for b in [8usize, 64, 128, 512] {
-        let z: Vec<f32> = (0..b * s.z_dim).map(|i| ((i * 13) % 97) as f32 / 48.0 - 1.0).collect();
+        let z: Vec<f32> = (0..b * s.z_dim)
+            .map(|i| ((i * 13) % 97) as f32 / 48.0 - 1.0)
+            .collect();
         let mut wv = vec![0.0f32; b * s.w_dim];
-        let t = min_time(if b > 128 { 30 } else { 100 }, || m.map(&z, &[], &mut wv).unwrap());
+        let t = min_time(if b > 128 { 30 } else { 100 }, || {
+            m.map(&z, &[], &mut wv).unwrap()
+        });
         let gf = 2.0 * (s.macs() * b) as f64 / t / 1e9;
-        println!("mapper 1t B={b:4}: {:8.2} µs/sample  {gf:6.1} GFLOP/s", t * 1e6 / b as f64);
+        println!(
+            "mapper 1t B={b:4}: {:8.2} µs/sample  {gf:6.1} GFLOP/s",
+            t * 1e6 / b as f64
+        );
     }
 }
