@@ -35,8 +35,10 @@ pub enum Command {
     /// Estimate w_avg, the mean w of M random latents: [w_dim].
     #[command(name = "w-avg")]
     WAvg(WAvgArgs),
-    /// Describe a weights file: layout, dims, w_avg, metadata, size.
+    /// Describe a weights file or pack: layout, dims, w_avg, sections, size.
     Inspect(InspectArgs),
+    /// Write a ready-to-run pack (f32, f16, bf16 or int8) for firmware or fast mapping.
+    Pack(PackArgs),
     /// Time the network on this device: µs per sample per batch size and thread count.
     Bench(BenchArgs),
 }
@@ -86,7 +88,8 @@ pub struct ZArgs {
 /// Options shared by the commands that run a network.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Weights (.safetensors). Default: the built-in untrained network.
+    /// Weights (.safetensors or a pack from `stylemap pack`, told apart by
+    /// content). Default: the built-in untrained network.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
 
@@ -205,16 +208,70 @@ pub struct WAvgArgs {
 /// `stylemap inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Weights file (.safetensors).
+    /// Weights file (.safetensors) or pack.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// Weight precision of a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PackPrecision {
+    /// float32: the folded network as is (no error).
+    F32,
+    /// IEEE half, round-to-nearest-even.
+    F16,
+    /// bfloat16, round-to-nearest-even.
+    Bf16,
+    /// int8 with an f32 scale per row and group of --group inputs.
+    Int8,
+}
+
+/// How int8 weights are rounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Int8Method {
+    /// GPTQ error compensation calibrated on the network's own activations.
+    Gptq,
+    /// Plain rounding to the nearest step (for comparison).
+    Round,
+}
+
+/// `stylemap pack`
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+
+    /// Weight precision.
+    #[arg(long, value_enum)]
+    pub precision: PackPrecision,
+
+    /// int8: inputs per scale (a value >= the layer width: one scale per row).
+    #[arg(long, value_name = "N", default_value_t = stylemap::pack::DEFAULT_INT8_GROUP, value_parser = parse_group)]
+    pub group: usize,
+
+    /// int8 rounding method.
+    #[arg(long, value_enum, default_value_t = Int8Method::Gptq)]
+    pub method: Int8Method,
+
+    /// int8 GPTQ: calibration latents (numpy seeds from 2147483648 on).
+    #[arg(long, value_name = "N", default_value_t = stylemap::pack::DEFAULT_CALIBRATION_SAMPLES, value_parser = parse_calibration)]
+    pub calibration_samples: usize,
+
+    /// After writing, map these seeds with the pack and the f32 network and
+    /// print max/mean |w - w_f32| and |w| (e.g. 0-9999).
+    #[arg(long, value_name = "SPEC", value_parser = parse_spec, allow_negative_numbers = true)]
+    pub eval_seeds: Option<IndexSpec>,
+
+    /// Output pack file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `stylemap bench`
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("budget").args(["iters", "seconds"])))]
 pub struct BenchArgs {
-    /// Weights (.safetensors). Default: the built-in untrained network (same shapes as StyleGAN2).
+    /// Weights (.safetensors or a pack). Default: the built-in untrained network (same shapes as StyleGAN2).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
 
@@ -257,6 +314,21 @@ fn parse_positive(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(v) => Ok(v),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_group(s: &str) -> Result<usize, String> {
+    match parse_positive(s)? {
+        n if n > u32::MAX as usize => Err(format!("must be at most {}", u32::MAX)),
+        n => Ok(n),
+    }
+}
+
+fn parse_calibration(s: &str) -> Result<usize, String> {
+    const MAX: usize = 1 << 20;
+    match parse_positive(s)? {
+        n if n > MAX => Err(format!("must be at most {MAX}")),
+        n => Ok(n),
     }
 }
 

@@ -162,6 +162,16 @@ impl OutputFile {
         Ok(NpyOut { writer, path })
     }
 
+    /// Appends raw bytes (a pack).
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let Some(w) = self.writer.as_mut() else {
+            unreachable!("writer is present until commit")
+        };
+        w.write_all(bytes)
+            .map_err(|e| Failure::msg(format!("{}: cannot write: {e}", self.path.display())))
+    }
+
     /// Flushes, syncs and renames the temporary file over the destination.
     pub fn commit(mut self) -> Result<()> {
         let Some(w) = self.writer.take() else {

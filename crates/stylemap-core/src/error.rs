@@ -48,6 +48,12 @@ pub enum Operand {
     Gemv,
     /// The truncation strength `psi`.
     Psi,
+    /// int8 scales of fc layer `i` in a pack.
+    FcScales(usize),
+    /// int8 scales of the label embedding in a pack.
+    EmbedScales,
+    /// The byte buffer of a pack.
+    Pack,
 }
 
 impl fmt::Display for Operand {
@@ -74,6 +80,9 @@ impl fmt::Display for Operand {
             Operand::Scratch => f.write_str("scratch buffer"),
             Operand::Gemv => f.write_str("GEMV operand"),
             Operand::Psi => f.write_str("psi"),
+            Operand::FcScales(i) => write!(f, "fc{i}.scales"),
+            Operand::EmbedScales => f.write_str("embed.scales"),
+            Operand::Pack => f.write_str("pack buffer"),
         }
     }
 }

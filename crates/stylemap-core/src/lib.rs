@@ -60,6 +60,7 @@ pub mod error;
 pub mod fold;
 pub mod kernels;
 pub mod network;
+pub mod pack;
 pub mod sampler;
 pub mod spec;
 pub mod truncation;

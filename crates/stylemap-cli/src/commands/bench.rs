@@ -1,6 +1,7 @@
-//! `stylemap bench`: times `Mapper::map` on this device, without cargo.
+//! `stylemap bench`: times `Mapper::map` (or a pack's batch map) on this
+//! device, without cargo.
 //!
-//! For each thread count and batch size: one [`Mapper`] per thread count
+//! For each thread count and batch size: one mapper per thread count
 //! (its worker pool is kept across batch sizes, as an application would keep
 //! it), warm-up calls, then timed calls; the median call time divided by the
 //! batch is the result. Latents are Box-Muller over xoshiro256++ (seeds
@@ -8,12 +9,13 @@
 //!
 //! Output: a table (variant, threads, batch, µs/sample, samples/s), or with
 //! `--json` one line per case, exactly
-//! `{"variant": "mapper-<kernel>", "threads": T, "batch": B, "us_per_sample": X}`.
+//! `{"variant": "mapper-<kernel>", "threads": T, "batch": B, "us_per_sample": X}`
+//! (`pack-<precision>-<kernel>` for f16/bf16/int8 packs, which run on
+//! `PackNetwork::map`: batch split over threads, no row splitting).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use stylemap::Mapper;
 use stylemap::core::Kernel;
 use stylemap::core::sampler::z_from_seed_xoshiro;
 
@@ -42,7 +44,7 @@ enum Budget {
 /// One measured case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
-    /// `mapper-<kernel>`.
+    /// `mapper-<kernel>` or `pack-<precision>-<kernel>`.
     pub variant: String,
     /// Threads given to the mapper.
     pub threads: usize,
@@ -72,7 +74,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         lr_multiplier: args.lr_multiplier,
         threads: 0,
     };
-    let mut net = super::load_network(&net_args, quiet)?;
+    let mut net = super::load_model(&net_args, quiet)?;
     if let Some(kernel) = args.kernel {
         if !kernel.is_available() {
             return Err(Failure::msg(format!(
@@ -88,7 +90,10 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         (None, Some(s)) => Budget::Time(Duration::from_secs_f64(s)),
         (None, None) => Budget::Time(Duration::from_secs_f64(DEFAULT_SECONDS)),
     };
-    let variant = format!("mapper-{}", net.kernel().name());
+    let variant = match &net {
+        super::Model::Full(_) => format!("mapper-{}", net.kernel().name()),
+        super::Model::Packed(p) => format!("pack-{}-{}", p.precision(), net.kernel().name()),
+    };
     let s = *net.spec();
     if !quiet && !args.json {
         let how = match budget {
@@ -96,7 +101,8 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
             Budget::Time(d) => format!("median of the calls in {:.2} s", d.as_secs_f64()),
         };
         eprintln!(
-            "timing Mapper::map: kernel {}, {} layers, z {} -> w {}, {how} per case after warm-up",
+            "timing {} weights: kernel {}, {} layers, z {} -> w {}, {how} per case after warm-up",
+            net.precision_name(),
             net.kernel().name(),
             s.num_layers,
             s.z_dim,
@@ -115,7 +121,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         .map_err(write_err)?;
     }
     for &threads in &args.threads {
-        let mut mapper = Mapper::new(&net).with_threads(threads);
+        let mut mapper = net.mapper(threads);
         for &batch in &args.batch {
             let mut z = super::buffer::<f32>(batch, s.z_dim, "z")?;
             for (seed, row) in z.chunks_exact_mut(s.z_dim).enumerate() {

@@ -6,8 +6,7 @@
 //! w files skip the mapping: `[N, w_dim]` is broadcast and truncated,
 //! `[N, num_ws, w_dim]` (projected latents) is truncated as is.
 
-use stylemap::{Mapper, Network};
-
+use super::Model;
 use crate::cli::MapArgs;
 use crate::error::{Failure, Result};
 use crate::interrupt;
@@ -40,10 +39,10 @@ pub fn run(args: &MapArgs, quiet: bool) -> Result<()> {
     let w_file = args.w.as_deref().map(NpyInput::open).transpose()?;
     let c_file = args.c.as_deref().map(NpyInput::open).transpose()?;
 
-    let net = super::load_network(&args.net, quiet)?;
+    let net = super::load_model(&args.net, quiet)?;
     let spec = *net.spec();
     let (z_dim, c_dim, w_dim) = (spec.z_dim, spec.c_dim, spec.w_dim);
-    let num_ws = super::num_ws(&args.net, &net);
+    let num_ws = super::num_ws(&args.net, &spec);
     if let Some(k) = args.cutoff
         && k > num_ws
     {
@@ -159,7 +158,7 @@ fn w_shape(w: &NpyInput, num_ws: usize, w_dim: usize) -> Result<(u64, usize)> {
 
 /// The settings of one `map` run.
 struct Run<'n> {
-    net: &'n Network,
+    net: &'n Model,
     num_ws: usize,
     psi: f32,
     cutoff: Option<usize>,
@@ -195,7 +194,7 @@ impl Run<'_> {
                 chunk.copy_from_slice(row);
             }
         }
-        let mut mapper = Mapper::new(self.net).with_threads(self.threads);
+        let mut mapper = self.net.mapper(self.threads);
 
         let mut out = OutputFile::create(out_path)?;
         let shape: Vec<u64> = if self.broadcast {
@@ -235,14 +234,14 @@ impl Run<'_> {
                 mapper.map(&z[..b * z_dim], c, w)?;
             }
             if !self.broadcast {
-                super::truncate(w, self.net, 1, self.psi, None)?;
+                super::truncate(w, self.net.w_avg(), 1, self.psi, None)?;
                 npy.write(w)?;
             } else {
                 let ws = &mut ws[..b * ws_len];
                 if !matches!(latents, Latents::W { rows, .. } if rows > 1) {
                     stylemap::broadcast::broadcast(w, w_dim, num_ws, ws)?;
                 }
-                super::truncate(ws, self.net, num_ws, self.psi, self.cutoff)?;
+                super::truncate(ws, self.net.w_avg(), num_ws, self.psi, self.cutoff)?;
                 npy.write(ws)?;
             }
             done += b as u64;

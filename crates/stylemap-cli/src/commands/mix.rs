@@ -4,8 +4,7 @@
 //! layers by `--psi`, and for each (row, col) the output is the row's ws with
 //! the `--styles` layers replaced by the column's: `[R, C, num_ws, w_dim]`.
 
-use stylemap::{Mapper, Network};
-
+use super::{Model, ModelMapper};
 use crate::cli::MixArgs;
 use crate::error::{Failure, Result};
 use crate::interrupt;
@@ -16,10 +15,10 @@ use crate::spec::IndexSpec;
 const BATCH: usize = 256;
 
 pub fn run(args: &MixArgs, quiet: bool) -> Result<()> {
-    let net = super::load_network(&args.net, quiet)?;
+    let net = super::load_model(&args.net, quiet)?;
     let spec = *net.spec();
     let w_dim = spec.w_dim;
-    let num_ws = super::num_ws(&args.net, &net);
+    let num_ws = super::num_ws(&args.net, &spec);
     if args.styles.max() as usize >= num_ws {
         return Err(Failure::msg(format!(
             "--styles {}: layer {} is out of range (num_ws {num_ws}: layers 0-{})",
@@ -41,7 +40,7 @@ pub fn run(args: &MixArgs, quiet: bool) -> Result<()> {
     let mut out = OutputFile::create(&args.out)?;
     let bar = super::progress(r + c, quiet, "mixing");
     let _polling = interrupt::Polling::start();
-    let mut mapper = Mapper::new(&net).with_threads(args.net.threads);
+    let mut mapper = net.mapper(args.net.threads);
     let mut job = Mapping {
         net: &net,
         label: &label,
@@ -81,7 +80,7 @@ pub fn run(args: &MixArgs, quiet: bool) -> Result<()> {
 
 /// Maps seeds to truncated w.
 struct Mapping<'a> {
-    net: &'a Network,
+    net: &'a Model,
     label: &'a [f32],
     psi: f32,
     bar: &'a indicatif::ProgressBar,
@@ -89,7 +88,7 @@ struct Mapping<'a> {
 
 impl Mapping<'_> {
     /// w of every seed of `spec`, truncated: `[len, w_dim]`.
-    fn map_all(&mut self, mapper: &mut Mapper<'_>, spec: &IndexSpec) -> Result<Vec<f32>> {
+    fn map_all(&mut self, mapper: &mut ModelMapper<'_>, spec: &IndexSpec) -> Result<Vec<f32>> {
         let w_dim = self.net.spec().w_dim;
         let n = super::to_usize(spec.len());
         let mut all = Vec::new();
@@ -113,7 +112,7 @@ impl Mapping<'_> {
     /// w of the next `b` seeds, truncated: `[b, w_dim]`.
     fn map_seeds(
         &mut self,
-        mapper: &mut Mapper<'_>,
+        mapper: &mut ModelMapper<'_>,
         seeds: &mut impl Iterator<Item = u32>,
         b: usize,
     ) -> Result<Vec<f32>> {
@@ -130,7 +129,7 @@ impl Mapping<'_> {
         mapper.map(&z, &c, &mut w)?;
         // All layers are truncated, so truncating w once equals truncating
         // each of its num_ws copies.
-        super::truncate(&mut w, self.net, 1, self.psi, None)?;
+        super::truncate(&mut w, self.net.w_avg(), 1, self.psi, None)?;
         self.bar.inc(b as u64);
         Ok(w)
     }

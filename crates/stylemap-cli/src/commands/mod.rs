@@ -5,13 +5,15 @@ mod bench;
 mod inspect;
 mod map;
 mod mix;
+mod pack;
 mod wavg;
 mod z;
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use stylemap::{LoadOptions, Network};
+use stylemap::core::{Kernel, MappingSpec};
+use stylemap::{LoadOptions, Mapper, Network, PackNetwork};
 
 use crate::cli::{Cli, Command, NetArgs};
 use crate::error::{Failure, Result};
@@ -24,14 +26,126 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Mix(args) => mix::run(args, cli.quiet),
         Command::WAvg(args) => wavg::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
+        Command::Pack(args) => pack::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
     }
 }
 
-/// Loads `--weights` (with `--num-ws` / `--lr-multiplier` as fallbacks for
-/// what the file's metadata lacks), or builds the built-in network and says
-/// so on stderr.
-fn load_network(args: &NetArgs, quiet: bool) -> Result<Network> {
+/// A network to run: f32 ([`Network`]: a checkpoint, the built-in one or
+/// an f32 pack) or a reduced-precision pack.
+pub enum Model {
+    /// f32, runs on [`Mapper`].
+    Full(Network),
+    /// f16/bf16/int8 pack, runs on [`PackNetwork::map`].
+    Packed(PackNetwork),
+}
+
+impl Model {
+    pub fn spec(&self) -> &MappingSpec {
+        match self {
+            Model::Full(n) => n.spec(),
+            Model::Packed(p) => p.spec(),
+        }
+    }
+
+    pub fn w_avg(&self) -> &[f32] {
+        match self {
+            Model::Full(n) => n.w_avg(),
+            Model::Packed(p) => p.w_avg(),
+        }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        match self {
+            Model::Full(n) => n.kernel(),
+            Model::Packed(p) => p.kernel(),
+        }
+    }
+
+    pub fn with_kernel(self, kernel: Kernel) -> Result<Model> {
+        Ok(match self {
+            Model::Full(n) => Model::Full(n.with_kernel(kernel)?),
+            Model::Packed(p) => Model::Packed(p.with_kernel(kernel)?),
+        })
+    }
+
+    /// `f32`, or the pack's precision.
+    pub fn precision_name(&self) -> &'static str {
+        match self {
+            Model::Full(_) => "f32",
+            Model::Packed(p) => p.precision().name(),
+        }
+    }
+
+    /// A batch mapper on `threads` threads (0: all cores).
+    pub fn mapper(&self, threads: usize) -> ModelMapper<'_> {
+        match self {
+            Model::Full(n) => ModelMapper::Full(Box::new(Mapper::new(n).with_threads(threads))),
+            Model::Packed(p) => ModelMapper::Packed(p, threads),
+        }
+    }
+}
+
+/// [`Mapper`] or a pack's batch map, behind one `map`.
+pub enum ModelMapper<'a> {
+    Full(Box<Mapper<'a>>),
+    Packed(&'a PackNetwork, usize),
+}
+
+impl ModelMapper<'_> {
+    /// `w[n] = mapping(z[n], c[n])` for every sample.
+    pub fn map(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+    ) -> std::result::Result<(), stylemap::Error> {
+        match self {
+            ModelMapper::Full(m) => m.map(z, c, w),
+            ModelMapper::Packed(p, threads) => p.map(z, c, w, *threads),
+        }
+    }
+}
+
+/// Loads `--weights`: a pack (recognised by its magic bytes) or a
+/// safetensors checkpoint (with `--num-ws` / `--lr-multiplier` as fallbacks
+/// for what its metadata lacks), or builds the built-in network and says so
+/// on stderr. f32 packs become a [`Network`].
+fn load_model(args: &NetArgs, quiet: bool) -> Result<Model> {
+    if let Some(path) = &args.weights
+        && stylemap::pack::is_pack_file(path)?
+    {
+        if args.lr_multiplier.is_some() {
+            return Err(Failure::msg(format!(
+                "{}: --lr-multiplier does not apply to packs (their weights are already folded)",
+                path.display()
+            )));
+        }
+        let pack = stylemap::load_pack(path)?;
+        return Ok(match pack.to_network() {
+            Some(net) => Model::Full(net?),
+            None => Model::Packed(pack),
+        });
+    }
+    load_checkpoint(args, quiet).map(Model::Full)
+}
+
+/// [`load_model`] for commands that need an f32 [`Network`]: a
+/// reduced-precision pack is an error naming `command`.
+fn load_network(args: &NetArgs, quiet: bool, command: &str) -> Result<Network> {
+    match load_model(args, quiet)? {
+        Model::Full(net) => Ok(net),
+        Model::Packed(p) => Err(Failure::msg(format!(
+            "{}: `{command}` needs f32 weights, this is a {} pack \
+             (pack it from the checkpoint instead)",
+            p.path().display(),
+            p.precision()
+        ))),
+    }
+}
+
+/// A safetensors checkpoint or the built-in network.
+fn load_checkpoint(args: &NetArgs, quiet: bool) -> Result<Network> {
     match &args.weights {
         Some(path) => {
             let opts = LoadOptions {
@@ -61,8 +175,8 @@ fn load_network(args: &NetArgs, quiet: bool) -> Result<Network> {
 }
 
 /// Number of ws rows: `--num-ws` if given, else the network's.
-fn num_ws(args: &NetArgs, net: &Network) -> usize {
-    args.num_ws.unwrap_or(net.spec().num_ws)
+fn num_ws(args: &NetArgs, spec: &MappingSpec) -> usize {
+    args.num_ws.unwrap_or(spec.num_ws)
 }
 
 /// One-hot label `[c_dim]` for `--class K`, with the conditional/unconditional checks.
@@ -106,14 +220,14 @@ fn buffer<T: Default + Clone>(a: usize, b: usize, what: &str) -> Result<Vec<T>> 
 /// psi = 1 is the identity and is skipped.
 fn truncate(
     ws: &mut [f32],
-    net: &Network,
+    w_avg: &[f32],
     num_ws: usize,
     psi: f32,
     cutoff: Option<usize>,
 ) -> Result<()> {
     #[allow(clippy::float_cmp)]
     if psi != 1.0 {
-        stylemap::broadcast::truncate(ws, net.w_avg(), num_ws, psi, cutoff)?;
+        stylemap::broadcast::truncate(ws, w_avg, num_ws, psi, cutoff)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::npyio::{Dtype, OutputFile};
 
 pub fn run(args: &WAvgArgs, quiet: bool) -> Result<()> {
-    let net = super::load_network(&args.net, quiet)?;
+    let net = super::load_network(&args.net, quiet, "w-avg")?;
     // Fail on an unwritable destination before the long part.
     let mut out = OutputFile::create(&args.out)?;
     let bar = super::spinner(
