@@ -119,7 +119,7 @@ use crate::error::{Error, Operand, check_len, check_overflow};
 use crate::fold::{self, FoldedLayer};
 use crate::kernels::quant::{self, QNR, QWeights};
 use crate::kernels::{self, Kernel};
-use crate::network::normalize_2nd_moment;
+use crate::network::{LayerWidth, forward_layers};
 use crate::spec::{Activation, MappingSpec};
 use crate::truncation;
 use layout::{Layout, Place, align_up};
@@ -413,6 +413,12 @@ pub struct PackLayer<'a> {
     pub out_features: usize,
     /// Activation (gain folded in).
     pub activation: Activation,
+}
+
+impl LayerWidth for PackLayer<'_> {
+    fn out_features(&self) -> usize {
+        self.out_features
+    }
 }
 
 impl<'a> PackLayer<'a> {
@@ -929,7 +935,7 @@ impl<B: AsRef<[u8]>> Pack<B> {
     /// networks), `w [batch, w_dim]`, row-major; `scratch` needs
     /// [`batch_scratch_len`](Self::batch_scratch_len)`(batch)` elements.
     /// z (and the label embedding) are normalised in f64 with
-    /// [`normalize_2nd_moment`]; each layer is one
+    /// [`normalize_2nd_moment`](crate::network::normalize_2nd_moment); each layer is one
     /// [`kernels::quant`] call per chunk of
     /// [`kernels::gemm::BATCH_CHUNK`] samples (reduced precision) or one f32
     /// GEMV per sample (f32 packs), so a sample's result never depends on the
@@ -959,18 +965,13 @@ impl<B: AsRef<[u8]>> Pack<B> {
         let half = chunk * (s.scratch_len() / 2);
         let (a, rest) = scratch.split_at_mut(half);
         let b = &mut rest[..half];
-        let (zd, cd, wd, inp) = (s.z_dim, s.c_dim, s.w_dim, s.input_features());
+        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
         let folded =
             (l.precision == Precision::F32).then(|| views.f32s((l.body, s.param_len() * 4)));
         let mut start = 0;
         while start < batch {
             let n = chunk.min(batch - start);
-            for (zs, xs) in z[start * zd..(start + n) * zd]
-                .chunks_exact(zd)
-                .zip(a.chunks_exact_mut(inp))
-            {
-                normalize_2nd_moment(zs, &mut xs[..zd]);
-            }
+            let zs = &z[start * zd..(start + n) * zd];
             let cs = &c[start * cd..(start + n) * cd];
             let ws = &mut w[start * wd..(start + n) * wd];
             match folded {
@@ -984,8 +985,7 @@ impl<B: AsRef<[u8]>> Pack<B> {
                             kernels::run(kernel, l.weight, l.bias, xs, l.activation, ys);
                         }
                     };
-                    let info = |l: &FoldedLayer<'_>| l.out_features;
-                    chunk_forward(&s, n, a, b, cs, ws, embed, layers, info, run);
+                    forward_layers(&s, zs, cs, n, a, b, embed, layers, run, ws);
                 }
                 None => {
                     let mut places = l.places();
@@ -998,8 +998,7 @@ impl<B: AsRef<[u8]>> Pack<B> {
                     let run = |l: &PackLayer<'_>, x: &[f32], y: &mut [f32]| {
                         quant::run(kernel, l.weights, l.bias, x, l.in_features, l.activation, y);
                     };
-                    let info = |l: &PackLayer<'_>| l.out_features;
-                    chunk_forward(&s, n, a, b, cs, ws, embed, layers, info, run);
+                    forward_layers(&s, zs, cs, n, a, b, embed, layers, run, ws);
                 }
             }
             start += n;
@@ -1052,48 +1051,6 @@ fn check_io(
     }
     crate::error::check_finite(Operand::Z, z)?;
     crate::error::check_finite(Operand::C, c)
-}
-
-/// The layer loop for `n` samples whose normalised z is already in the
-/// first `z_dim` columns of `a`'s rows: embedding (into `b`, normalised into
-/// the tail of `a`), then the fc layers ping-ponging between `a` and `b`,
-/// the last one writing `w`. `run(layer, x, y)` computes one layer for all
-/// `n` samples.
-#[allow(clippy::too_many_arguments)]
-fn chunk_forward<L>(
-    s: &MappingSpec,
-    n: usize,
-    a: &mut [f32],
-    b: &mut [f32],
-    c: &[f32],
-    w: &mut [f32],
-    embed: Option<L>,
-    layers: impl Iterator<Item = L>,
-    out_features: impl Fn(&L) -> usize,
-    run: impl Fn(&L, &[f32], &mut [f32]),
-) {
-    let (zd, inp) = (s.z_dim, s.input_features());
-    if let Some(e) = embed {
-        let ef = out_features(&e);
-        let eb = &mut b[..n * ef];
-        run(&e, c, eb);
-        for (es, xs) in eb.chunks_exact(ef).zip(a.chunks_exact_mut(inp)) {
-            normalize_2nd_moment(es, &mut xs[zd..]);
-        }
-    }
-    let (mut src, mut dst) = (a, b);
-    let mut width = inp;
-    for (i, l) in layers.enumerate() {
-        let x = &src[..n * width];
-        let out = out_features(&l);
-        if i + 1 == s.num_layers {
-            run(&l, x, w);
-        } else {
-            run(&l, x, &mut dst[..n * out]);
-            core::mem::swap(&mut src, &mut dst);
-            width = out;
-        }
-    }
 }
 
 /// Bytes a section of `len` bytes takes once padded (for tools).
