@@ -11,13 +11,13 @@
 # RSS over 2 GB fails the script; the reproducer is left in
 # fuzz/artifacts/<target>/ (replay: cargo +nightly fuzz run <target> <file>).
 # Wall time on the 2-core machine, measured: 5 min 11 s from a cold fuzz/target
-# (build 133 s, then 5 x 31 s); add ~70 s where cargo-fuzz must be installed.
+# (build 133 s, then 5 x 31 s; a sixth target, pack, adds ~31 s); add ~70 s where cargo-fuzz must be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 start=$SECONDS
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"forward sampler safetensors npy broadcast"}
+targets=${FUZZ_TARGETS:-"forward sampler safetensors npy broadcast pack"}
 work=${FUZZ_WORK_DIR:-$(mktemp -d)}
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
