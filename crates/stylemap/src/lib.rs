@@ -48,5 +48,5 @@ pub use batch::Mapper;
 pub use error::Error;
 pub use load::{Inspection, LoadOptions, inspect, load};
 pub use network::{Layout, Network, WAvgSource};
-pub use pack::{PackNetwork, load_pack};
+pub use pack::{PackMapper, PackNetwork, load_pack};
 pub use stylemap_core as core;

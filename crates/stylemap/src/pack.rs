@@ -68,7 +68,9 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use half::{bf16, f16};
 use ndarray::linalg::general_mat_mul;
@@ -76,7 +78,7 @@ use ndarray::{Array2, ArrayView2};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::{RawLayer, RawParams};
-use stylemap_core::kernels::quant::{QNR, QWeights};
+use stylemap_core::kernels::quant::{QNR, QWeights, qgemm_bias_act};
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::pack::{self as core_pack, QLayer, Weights};
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
@@ -86,6 +88,7 @@ pub use stylemap_core::pack::{MAGIC, Pack, PackError, Precision};
 
 use crate::error::Error;
 use crate::network::{Layout, Network, WAvgSource};
+use crate::pool::{RowMode, RowPool, RowSource};
 
 /// First numpy seed of the calibration latents (seeds `2^31..`): disjoint
 /// from the small seeds people and benchmarks use.
@@ -350,6 +353,154 @@ impl PackNetwork {
             }
             result
         })
+    }
+}
+
+/// A reduced-precision pack as a [`RowSource`]: each participant runs the
+/// `kernels::quant` kernel on its panels of every layer.
+struct PackRows {
+    pack: Pack<AlignedBytes>,
+    kernel: Kernel,
+}
+
+impl RowSource for PackRows {
+    fn spec(&self) -> &MappingSpec {
+        self.pack.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    fn block(&self) -> usize {
+        QNR.max(crate::pool::ROW_BLOCK)
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        if self.pack.spec().c_dim == 0 {
+            return;
+        }
+        if let Some(l) = self.pack.layers().next() {
+            qgemm_bias_act(
+                self.kernel,
+                l.weights,
+                l.bias,
+                c,
+                l.in_features,
+                l.activation,
+                e,
+            )
+            .expect("the embedding shapes are valid");
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]) {
+        let embeds = usize::from(self.pack.spec().c_dim > 0);
+        let Some(layer) = self.pack.layers().nth(l + embeds) else {
+            return;
+        };
+        let (inp, out) = (layer.in_features, layer.out_features);
+        let Some(sub) = layer.panel_range(mine.start / QNR, mine.end.div_ceil(QNR)) else {
+            return;
+        };
+        crate::pool::spread_rows(mine, out, x.len() / inp, dense, y, |d| {
+            qgemm_bias_act(
+                self.kernel,
+                sub.weights,
+                sub.bias,
+                x,
+                inp,
+                sub.activation,
+                d,
+            )
+            .expect("the pool's panels match the layer shapes");
+        });
+    }
+}
+
+/// Maps batches through a [`PackNetwork`] on several threads, keeping a
+/// persistent [`RowPool`] between calls (the pack counterpart of
+/// [`crate::Mapper`]).
+///
+/// Batches below [`crate::batch::DEFAULT_SPLIT_THRESHOLD`] split each
+/// layer's 16-row panels between the pool's threads, so at batch 1 each
+/// core streams only its share of the weights (and holds it in its L2 once
+/// the shares fit); larger batches split the batch ([`PackNetwork::map`]).
+/// Every path gives the same bits as [`Pack::forward_batch`], whatever the
+/// thread count.
+#[derive(Debug)]
+pub struct PackMapper<'p> {
+    net: &'p PackNetwork,
+    threads: usize,
+    pool: Option<RowPool>,
+    scratch: Vec<f32>,
+}
+
+impl<'p> PackMapper<'p> {
+    /// A mapper over `net` on all cores (see [`with_threads`](Self::with_threads)).
+    pub fn new(net: &'p PackNetwork) -> Self {
+        PackMapper {
+            net,
+            threads: 0,
+            pool: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Sets the number of threads (0, the default: all cores). The pool's
+    /// worker threads start on first use and live as long as the mapper.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self.pool = None;
+        self
+    }
+
+    /// Threads the row split uses: the configured count (all cores for 0),
+    /// at most one per 16-row panel of the widest layer.
+    pub fn threads(&self) -> usize {
+        let s = self.net.spec();
+        let panels = (0..s.num_layers)
+            .map(|i| s.layer_shape(i).1.div_ceil(QNR))
+            .max()
+            .unwrap_or(1);
+        let t = if self.threads == 0 {
+            crate::batch::cores()
+        } else {
+            self.threads
+        };
+        t.min(panels).max(1)
+    }
+
+    /// `w[n] = mapping(z[n], c[n])` for `N = w.len() / w_dim` samples, with
+    /// the checks and errors of [`crate::Mapper::map`].
+    pub fn map(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
+        let s = *self.net.spec();
+        let n = crate::batch::check_batch(&s, z, c, w)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let t = self.threads();
+        if n >= crate::batch::DEFAULT_SPLIT_THRESHOLD && t > 1 {
+            return self.net.map(z, c, w, t);
+        }
+        if t == 1 {
+            let need = self.net.pack().batch_scratch_len(n);
+            if self.scratch.len() < need {
+                self.scratch.resize(need, 0.0);
+            }
+            let (pack, kernel) = (self.net.pack(), self.net.kernel());
+            return Ok(pack.forward_batch(kernel, z, c, n, &mut self.scratch, w)?);
+        }
+        if !matches!(&self.pool, Some(p) if p.threads() == t) {
+            self.pool = None; // join the old threads first
+            let source = PackRows {
+                pack: self.net.pack().clone(),
+                kernel: self.net.kernel(),
+            };
+            self.pool = Some(RowPool::with_source(Arc::new(source), t)?);
+        }
+        let pool = self.pool.as_mut().expect("the pool was just built");
+        pool.forward(z, c, w, RowMode::Packed)
     }
 }
 
@@ -815,7 +966,11 @@ fn quantize_layers(net: &Network, opts: &QuantOptions) -> Result<Vec<QOwned>, Er
 pub fn write_pack(net: &Network, opts: &QuantOptions) -> Result<AlignedBytes, Error> {
     let s = net.spec();
     let pack_err = |e: PackError| Error::invalid(format!("cannot write the pack: {e}"));
-    let len = core_pack::pack_len(s, opts.precision, opts.group.max(1)).map_err(pack_err)?;
+    // A group at least as wide as every layer is one scale per row: store
+    // the widest input, so the header's group fits its 32-bit field.
+    let widest = s.input_features().max(s.layer_features).max(s.c_dim);
+    let group = opts.group.clamp(1, widest);
+    let len = core_pack::pack_len(s, opts.precision, group).map_err(pack_err)?;
     let mut bytes = AlignedBytes::zeroed(len)?;
     if opts.precision == Precision::F32 {
         let params = net.core().params();
@@ -833,7 +988,7 @@ pub fn write_pack(net: &Network, opts: &QuantOptions) -> Result<AlignedBytes, Er
                 _ => QWeights::Int8 {
                     q: &o.q,
                     scales: &o.scales,
-                    group: opts.group,
+                    group,
                 },
             },
             bias: &o.bias,

@@ -429,6 +429,58 @@ fn packed_mode_is_bit_identical_to_the_packed_network() {
     }
 }
 
+/// A reduced-precision pack through the pool (panels split between
+/// threads) gives the bits of the core's `Pack::forward_batch`, for every
+/// precision, thread count and batch size, on a conditional network whose
+/// widths are not multiples of the 16-row panels.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn packs_split_by_panels_are_bit_identical_to_the_pack() {
+    use stylemap::pack::{
+        Int8Method, PackMapper, PackNetwork, Precision, QuantOptions, write_pack,
+    };
+    let _serial = serial();
+    let net = small_net(40, 5, 56, 3, 72);
+    let s = *net.spec();
+    let n = GEMM_CHUNK + 5;
+    let z = zs(&net, n, 300);
+    let c = labels(&net, n, 8);
+    let mut options = vec![
+        QuantOptions::new(Precision::F16),
+        QuantOptions::new(Precision::Bf16),
+    ];
+    for group in [7, 16, usize::MAX] {
+        let mut o = QuantOptions::new(Precision::Int8);
+        o.method = Int8Method::Round;
+        o.group = group;
+        options.push(o);
+    }
+    for opts in &options {
+        let bytes = write_pack(&net, opts).unwrap();
+        let pack = PackNetwork::from_aligned(bytes, std::path::Path::new("t.smap")).unwrap();
+        for kernel in available_kernels() {
+            let pack = pack.clone().with_kernel(kernel).unwrap();
+            let mut want = vec![0.0f32; n * s.w_dim];
+            let mut scratch = vec![0.0f32; pack.pack().batch_scratch_len(n)];
+            pack.pack()
+                .forward_batch(kernel, &z, &c, n, &mut scratch, &mut want)
+                .unwrap();
+            for threads in 1..=4 {
+                let mut m = PackMapper::new(&pack).with_threads(threads);
+                for b in [1, 3, n] {
+                    let mut w = vec![f32::NAN; b * s.w_dim];
+                    m.map(&z[..b * s.z_dim], &c[..b * s.c_dim], &mut w).unwrap();
+                    let what = format!(
+                        "{:?} group {}, {kernel:?}, {threads} threads, batch {b}",
+                        opts.precision, opts.group
+                    );
+                    assert_bits_eq(&w, &want[..b * s.w_dim], &what);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn repeated_calls_give_the_same_bits() {
     let _serial = serial();

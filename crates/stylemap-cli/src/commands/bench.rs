@@ -11,7 +11,8 @@
 //! `--json` one line per case, exactly
 //! `{"variant": "mapper-<kernel>", "threads": T, "batch": B, "us_per_sample": X}`
 //! (`pack-<precision>-<kernel>` for f16/bf16/int8 packs, which run on
-//! `PackNetwork::map`: batch split over threads, no row splitting).
+//! `stylemap::PackMapper`: panels split between a persistent pool's threads,
+//! the batch split from `DEFAULT_SPLIT_THRESHOLD` on).
 
 use std::io::Write;
 use std::time::{Duration, Instant};

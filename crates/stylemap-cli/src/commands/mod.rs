@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stylemap::core::{Kernel, MappingSpec};
-use stylemap::{LoadOptions, Mapper, Network, PackNetwork};
+use stylemap::{LoadOptions, Mapper, Network, PackMapper, PackNetwork};
 
 use crate::cli::{Cli, Command, NetArgs};
 use crate::error::{Failure, Result};
@@ -36,7 +36,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 pub enum Model {
     /// f32, runs on [`Mapper`].
     Full(Network),
-    /// f16/bf16/int8 pack, runs on [`PackNetwork::map`].
+    /// f16/bf16/int8 pack, runs on [`PackMapper`].
     Packed(PackNetwork),
 }
 
@@ -81,7 +81,9 @@ impl Model {
     pub fn mapper(&self, threads: usize) -> ModelMapper<'_> {
         match self {
             Model::Full(n) => ModelMapper::Full(Box::new(Mapper::new(n).with_threads(threads))),
-            Model::Packed(p) => ModelMapper::Packed(p, threads),
+            Model::Packed(p) => {
+                ModelMapper::Packed(Box::new(PackMapper::new(p).with_threads(threads)))
+            }
         }
     }
 }
@@ -89,7 +91,7 @@ impl Model {
 /// [`Mapper`] or a pack's batch map, behind one `map`.
 pub enum ModelMapper<'a> {
     Full(Box<Mapper<'a>>),
-    Packed(&'a PackNetwork, usize),
+    Packed(Box<PackMapper<'a>>),
 }
 
 impl ModelMapper<'_> {
@@ -102,7 +104,7 @@ impl ModelMapper<'_> {
     ) -> std::result::Result<(), stylemap::Error> {
         match self {
             ModelMapper::Full(m) => m.map(z, c, w),
-            ModelMapper::Packed(p, threads) => p.map(z, c, w, *threads),
+            ModelMapper::Packed(m) => m.map(z, c, w),
         }
     }
 }
