@@ -51,17 +51,24 @@ use crate::pool::{ROW_BLOCK, RowMode, RowPool};
 /// kernels to the packed GEMM kernels, on any number of threads.
 ///
 /// Measured with `cargo run --release -p stylemap --example crossover` on the
-/// built-in 8x512 network (AVX-512 kernels, the project's 2-core machine;
-/// the table is in `BENCHMARKS.md`): on one thread the packed kernel is 1.4x
-/// faster than the GEMV kernel at B = 2 and 1.7x at B = 3, and about 2%
-/// slower at B = 1, where both stream the weights once; on two threads
-/// (rows split either way) the packed kernel wins from B = 2 as well.
+/// built-in 8x512 network (AVX-512 kernels, the project's 2-core machine,
+/// idle; the table is in `BENCHMARKS.md`), µs per sample: on one thread the
+/// packed kernel beats the GEMV kernel 1.34x at B = 2 (155.8 vs 208.6) and
+/// 1.64x at B = 3, and is 3.5% slower at B = 1 (307.9 vs 297.4), where both
+/// stream the weights once; on two threads, rows split either way, it wins
+/// from B = 2 too (77.2 vs 104.7).
 pub const DEFAULT_GEMM_THRESHOLD: usize = 2;
 
 /// Default batch size at and above which the packed GEMM path splits the
 /// batch between threads instead of each layer's rows (see
 /// [`Mapper::with_split_threshold`]).
-pub const DEFAULT_SPLIT_THRESHOLD: usize = 128;
+///
+/// Measured with `examples/crossover.rs` (2 threads, AVX-512, built-in
+/// network, µs per sample): splitting rows wins up to B = 32 (20.3 vs 23.0;
+/// at B = 8, 26.3 vs 51.9), splitting the batch from B = 64 (18.4 vs 19.2;
+/// 14.8 vs 19.3 at B = 512), where each thread's weight traffic per sample
+/// is small and the per-layer exchange is not.
+pub const DEFAULT_SPLIT_THRESHOLD: usize = 64;
 
 /// In automatic thread mode, each thread gets at least this many
 /// multiply-adds of work (a thread costs tens of microseconds to start).
