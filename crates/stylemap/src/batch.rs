@@ -313,110 +313,83 @@ impl<'n> Mapper<'n> {
         threads: usize,
     ) -> Result<(), Error> {
         let s = *self.net.spec();
-        let n = w.len() / s.w_dim;
         let packed = self.packed()?;
         if self.work.len() < threads {
             self.work.resize_with(threads, Workspace::default);
         }
-        let rows = n.div_ceil(threads);
-        let mut jobs = Vec::with_capacity(threads);
-        let mut rest_w = w;
-        for (t, ws) in self.work.iter_mut().enumerate().take(threads) {
-            let start = t * rows;
-            if start >= n {
-                break;
-            }
-            let end = n.min(start + rows);
-            let (w_chunk, tail) = rest_w.split_at_mut((end - start) * s.w_dim);
-            rest_w = tail;
-            let z_chunk = &z[start * s.z_dim..end * s.z_dim];
-            let c_chunk = &c[start * s.c_dim..end * s.c_dim];
-            jobs.push((z_chunk, c_chunk, w_chunk, &mut ws.scratch));
-        }
-        let run = |z: &[f32], c: &[f32], w: &mut [f32], scratch: &mut Vec<f32>| {
+        let run = |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| {
             let b = w.len() / s.w_dim;
             let need = packed.scratch_len(b);
-            if scratch.len() < need {
-                scratch.resize(need, 0.0);
+            if ws.scratch.len() < need {
+                ws.scratch.resize(need, 0.0);
             }
-            packed.forward_batch(z, c, b, scratch, w)
+            Ok(packed.forward_batch(z, c, b, &mut ws.scratch, w)?)
         };
-        let mut jobs = jobs.into_iter();
-        let Some(first) = jobs.next() else {
-            return Ok(());
-        };
-        let rest: Vec<_> = jobs.collect();
-        if rest.is_empty() {
-            let (z, c, w, scratch) = first;
-            return Ok(run(z, c, w, scratch)?);
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .into_iter()
-                .map(|(z, c, w, scratch)| scope.spawn(move || run(z, c, w, scratch)))
-                .collect();
-            let (z, c, w, scratch) = first;
-            let mut result = run(z, c, w, scratch);
-            for h in handles {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            Ok(result?)
-        })
+        split_batch(&s, z, c, w, &mut self.work[..threads], run)
     }
 
-    /// The GEMM path: the batch split between threads, one sgemm per layer.
+    /// The sgemm path: the batch split between threads, one sgemm per layer.
     fn run_gemm_path(&mut self, z: &[f32], c: &[f32], w: &mut [f32]) -> Result<(), Error> {
         let s = *self.net.spec();
-        let n = w.len() / s.w_dim;
-        let threads = self.threads_for(n);
+        let threads = self.threads_for(w.len() / s.w_dim);
         if self.work.len() < threads {
             self.work.resize_with(threads, Workspace::default);
         }
         let net = self.net;
-        if threads == 1 {
-            return run_gemm(net, z, c, w, &mut self.work[0]);
-        }
-        let rows = n.div_ceil(threads);
-        let mut jobs = Vec::with_capacity(threads);
-        let mut rest_w = w;
-        for (t, ws) in self.work.iter_mut().enumerate().take(threads) {
-            let start = t * rows;
-            if start >= n {
-                break;
-            }
-            let end = n.min(start + rows);
-            let (w_chunk, tail) = rest_w.split_at_mut((end - start) * s.w_dim);
-            rest_w = tail;
-            let z_chunk = &z[start * s.z_dim..end * s.z_dim];
-            let c_chunk = &c[start * s.c_dim..end * s.c_dim];
-            jobs.push((z_chunk, c_chunk, w_chunk, ws));
-        }
-        std::thread::scope(|scope| {
-            let mut jobs = jobs.into_iter();
-            let first = jobs.next();
-            let handles: Vec<_> = jobs
-                .map(|(z, c, w, ws)| scope.spawn(move || run_gemm(net, z, c, w, ws)))
-                .collect();
-            let mut result = match first {
-                Some((z, c, w, ws)) => run_gemm(net, z, c, w, ws),
-                None => Ok(()),
-            };
-            for h in handles {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
+        let run =
+            |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| run_gemm(net, z, c, w, ws);
+        split_batch(&s, z, c, w, &mut self.work[..threads], run)
     }
+}
+
+/// Runs `run(z, c, w, work)` on `work.len()` contiguous parts of the batch
+/// `z [N, z_dim]`, `c [N, c_dim]`, `w [N, w_dim]` (fewer if N is smaller),
+/// the calling thread taking the first and scoped threads the others.
+/// Returns the first error; a panic on a thread is resumed here.
+pub(crate) fn split_batch<W: Send>(
+    s: &MappingSpec,
+    z: &[f32],
+    c: &[f32],
+    w: &mut [f32],
+    work: &mut [W],
+    run: impl Fn(&[f32], &[f32], &mut [f32], &mut W) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let n = w.len() / s.w_dim;
+    let rows = n.div_ceil(work.len().max(1)).max(1);
+    let mut jobs = Vec::with_capacity(work.len());
+    let mut rest_w = w;
+    for (t, ws) in work.iter_mut().enumerate() {
+        let start = t * rows;
+        if start >= n {
+            break;
+        }
+        let end = n.min(start + rows);
+        let (w_chunk, tail) = rest_w.split_at_mut((end - start) * s.w_dim);
+        rest_w = tail;
+        let z_chunk = &z[start * s.z_dim..end * s.z_dim];
+        let c_chunk = &c[start * s.c_dim..end * s.c_dim];
+        jobs.push((z_chunk, c_chunk, w_chunk, ws));
+    }
+    let mut jobs = jobs.into_iter();
+    let Some((z0, c0, w0, ws0)) = jobs.next() else {
+        return Ok(());
+    };
+    let run = &run;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .map(|(z, c, w, ws)| scope.spawn(move || run(z, c, w, ws)))
+            .collect();
+        let mut result = run(z0, c0, w0, ws0);
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 /// The GEMM path for one chunk of `w.len() / w_dim` samples.

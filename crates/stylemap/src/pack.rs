@@ -320,39 +320,13 @@ impl PackNetwork {
         };
         // A thread costs tens of µs to start: only split batches of 4+.
         let threads = threads.min(n / 4).max(1);
-        let rows = n.div_ceil(threads);
-        let run = |z: &[f32], c: &[f32], w: &mut [f32]| -> Result<(), Error> {
+        let mut scratch = vec![Vec::new(); threads];
+        let run = |z: &[f32], c: &[f32], w: &mut [f32], scratch: &mut Vec<f32>| {
             let b = w.len() / s.w_dim;
-            let mut scratch = vec![0.0f32; self.pack.batch_scratch_len(b)];
-            Ok(self
-                .pack
-                .forward_batch(self.kernel, z, c, b, &mut scratch, w)?)
+            scratch.resize(self.pack.batch_scratch_len(b), 0.0);
+            Ok(self.pack.forward_batch(self.kernel, z, c, b, scratch, w)?)
         };
-        if threads == 1 {
-            return run(z, c, w);
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = w
-                .chunks_mut(rows * s.w_dim)
-                .enumerate()
-                .map(|(i, wc)| {
-                    let (a, b) = (i * rows, i * rows + wc.len() / s.w_dim);
-                    let zc = &z[a * s.z_dim..b * s.z_dim];
-                    let cc = &c[a * s.c_dim..b * s.c_dim];
-                    scope.spawn(move || run(zc, cc, wc))
-                })
-                .collect();
-            let mut result = Ok(());
-            for h in handles {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
+        crate::batch::split_batch(&s, z, c, w, &mut scratch, run)
     }
 }
 
