@@ -472,46 +472,6 @@ fn sigint_mid_run_leaves_nothing() {
     ];
     for (what, args) in cases {
         let dir = tmp();
-        let out = p(&dir, "big.npy");
-        let mut child = std::process::Command::new(BIN)
-            .args(&args)
-            .args(["--out", &out])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let tmp_name = format!(".big.npy.tmp-{}", child.id());
-        let start = Instant::now();
-        while !dir.path().join(&tmp_name).exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{what}: no temporary file appeared"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(150));
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let code = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{what}: did not stop after SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let run: Run = child.wait_with_output().expect("output").into();
-        assert_eq!(code, Some(130), "{what}: {}", run.stderr);
-        assert_eq!(run.stderr.trim(), "error: interrupted", "{what}");
-        assert!(
-            entries(dir.path()).is_empty(),
-            "{what}: {:?}",
-            entries(dir.path())
-        );
+        assert_interrupt_leaves_nothing(&args, dir.path(), what);
     }
 }

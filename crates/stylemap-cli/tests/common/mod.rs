@@ -182,3 +182,48 @@ pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
         .map(|x| x.as_f64().expect("number"))
         .collect()
 }
+
+/// Runs `stylemap ARGS --out DIR/big.npy` on work far too large to finish,
+/// sends SIGINT once its temporary output exists, and asserts the run stops
+/// with exit code 130, `error: interrupted`, and leaves `dir` empty.
+#[cfg(unix)]
+pub fn assert_interrupt_leaves_nothing<S: AsRef<str>>(args: &[S], dir: &Path, what: &str) {
+    use std::time::{Duration, Instant};
+    let out = path_str(&dir.join("big.npy"));
+    let mut child = Command::new(BIN)
+        .args(args.iter().map(AsRef::as_ref))
+        .args(["--out", &out])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let tmp_name = format!(".big.npy.tmp-{}", child.id());
+    let start = Instant::now();
+    while !dir.join(&tmp_name).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: no temporary file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let run: Run = child.wait_with_output().expect("output").into();
+    assert_eq!(code, Some(130), "{what}: {}", run.stderr);
+    assert_eq!(run.stderr.trim(), "error: interrupted", "{what}");
+    assert!(entries(dir).is_empty(), "{what}: {:?}", entries(dir));
+}
