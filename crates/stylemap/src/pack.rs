@@ -940,10 +940,9 @@ fn quantize_layers(net: &Network, opts: &QuantOptions) -> Result<Vec<QOwned>, Er
 pub fn write_pack(net: &Network, opts: &QuantOptions) -> Result<AlignedBytes, Error> {
     let s = net.spec();
     let pack_err = |e: PackError| Error::invalid(format!("cannot write the pack: {e}"));
-    // A group at least as wide as every layer is one scale per row: store
-    // the widest input, so the header's group fits its 32-bit field.
-    let widest = s.input_features().max(s.layer_features).max(s.c_dim);
-    let group = opts.group.clamp(1, widest);
+    // The header stores the group in 32 bits; any group at least as wide as
+    // a layer means one scale per row of it, so a larger one is cut to fit.
+    let group = opts.group.clamp(1, u32::MAX as usize);
     let len = core_pack::pack_len(s, opts.precision, group).map_err(pack_err)?;
     let mut bytes = AlignedBytes::zeroed(len)?;
     if opts.precision == Precision::F32 {
