@@ -10,6 +10,7 @@
 mod bound;
 
 use proptest::prelude::*;
+use stylemap::batch::GemmBackend;
 use stylemap::core::fold::{self, FoldedLayer, RawLayer, RawParams};
 use stylemap::core::network::normalize_2nd_moment;
 use stylemap::core::truncation;
@@ -477,7 +478,7 @@ fn overflow_is_an_error_on_the_gemv_path() {
     assert!(e.to_string().contains("overflowed f32"), "{e}");
 }
 
-/// The same through the sgemm path.
+/// The same through the batched paths (packed GEMM and sgemm).
 #[test]
 fn overflow_is_an_error_on_the_gemm_path() {
     let spec = MappingSpec::nvlabs(3, 0, 2, 2, 2);
@@ -489,9 +490,12 @@ fn overflow_is_an_error_on_the_gemm_path() {
     )
     .unwrap();
     let z = vec![0.5f32; 2 * 3];
-    let mut w = vec![0.0f32; 2 * 2];
-    let r = Mapper::new(&net)
-        .with_gemm_threshold(0)
-        .map(&z, &[], &mut w);
-    assert!(r.is_err(), "silent non-finite w: {w:?}");
+    for backend in [GemmBackend::Packed, GemmBackend::Sgemm] {
+        let mut w = vec![0.0f32; 2 * 2];
+        let r = Mapper::new(&net)
+            .with_gemm_threshold(0)
+            .with_gemm_backend(backend)
+            .map(&z, &[], &mut w);
+        assert!(r.is_err(), "{backend:?}: silent non-finite w: {w:?}");
+    }
 }
