@@ -40,6 +40,28 @@ fn main() {
             t * 1e6
         );
     }
+    // Eight distinct layers (8 MiB of weights: L3, not L2) chained as the
+    // network chains them: the layer numbers above minus L3 streaming.
+    let layers: Vec<Vec<f32>> = (0..8)
+        .map(|l| p.iter().map(|v| v * (1.0 + l as f32 * 1e-3)).collect())
+        .collect();
+    for b in [64usize, 128] {
+        let mut a: Vec<f32> = (0..b * inp)
+            .map(|i| ((i * 13) % 97) as f32 / 97.0)
+            .collect();
+        let mut c = vec![0.0f32; b * out];
+        let t = min_time(100, || {
+            for l in &layers {
+                gemm_packed_bias_act(k, l, &bias, &a, inp, Activation::LeakyRelu, &mut c).unwrap();
+                std::mem::swap(&mut a, &mut c);
+            }
+        });
+        let gf = 2.0 * (out * inp * b * 8) as f64 / t / 1e9;
+        println!(
+            "{k:?} 8 distinct layers B={b:4}: {:8.2} µs/sample  {gf:6.1} GFLOP/s",
+            t * 1e6 / b as f64
+        );
+    }
     let net = stylemap::Network::builtin();
     let s = *net.spec();
     let mut m = stylemap::Mapper::new(&net).with_threads(1);

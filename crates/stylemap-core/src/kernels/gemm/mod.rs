@@ -32,7 +32,7 @@
 //! | `Scalar` | 8 | plain loops (the oracle) | all |
 //! | `Portable` | 8 | 4 x 8 (`wide::f32x8`) | all |
 //! | `Avx2` | 16 | 6 x 16 (12 ymm accumulators) | 256 |
-//! | `Avx512` | 32 | 8 x 32 (16 zmm accumulators) | 256 |
+//! | `Avx512` | 32 | 14 x 32 (28 zmm accumulators) | 512 |
 //! | `Neon` | 16 | 6 x 16 (24 q accumulators) | 256 |
 //!
 //! A whole network packs into one buffer with [`pack_network`]; its layout

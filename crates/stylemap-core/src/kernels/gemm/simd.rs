@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! for each panel p (NR = NV * LANES outputs):
-//!   for each k block k0 .. k0 + KC:                    (KC * NR weights: L1-sized)
-//!     for each block of MR samples s0 ..:              (then one block of B % MR)
+//!   for each k block k0 .. k0 + KC:                    (KC * NR weights)
+//!     for each block of <= MR samples s0 ..:           (ceil(B / MR) blocks, balanced)
 //!       acc[MR][NV] = k0 == 0 ? 0 : y[s0.., p*NR..]    (partial sums)
 //!       for k in k0 .. k0 + KC:
 //!         w[v] = load(panel + k*NR + v*LANES)          NV loads
@@ -19,13 +19,15 @@
 //!
 //! Per `k` a block does `MR * NV` FMAs for `NV + MR` loads, with `MR * NV`
 //! independent accumulator chains in registers. The `KC x NR` weight block
-//! stays in L1 while the sample blocks walk over it (each sample row of `x`
-//! is read from L2 once per block). The first sample block of each weight
-//! block also prefetches the weights [`PF_AHEAD`] blocks ahead (one prefetch
-//! per cache line, spread over its `k` loop), so at small batches, where
-//! the weights stream from L3 once per batch, the stream overlaps the
-//! arithmetic. Edges: a block of `B % MR` samples (its own instantiation, see
-//! [`Rows`]), and masked bias loads and stores for `out % NR`; the padded
+//! stays in L1 or L2 (the kernel's choice of `KC`) while the sample blocks
+//! walk over it, each reading its rows of `x` once. The first sample block
+//! of each weight block also prefetches the weights [`PF_AHEAD`] blocks
+//! ahead (one prefetch per cache line, spread over its `k` loop), so at
+//! small batches, where the weights stream from L3 once per batch, the
+//! stream overlaps the arithmetic. Edges: the batch is cut into
+//! `ceil(B / MR)` blocks whose sizes differ by at most one (each size its
+//! own instantiation, see [`Rows`]), so no short, slow block is left at the
+//! end; masked bias loads and stores handle `out % NR`; the padded
 //! panel rows are zeros and their results are never stored.
 //!
 //! The `MR` row pointers of `x` are made opaque to the optimiser, so each
@@ -174,6 +176,7 @@ pub(crate) unsafe fn gemm<S: GemmSimd, R: Rows, const NV: usize, const KC: usize
         return;
     }
     let panels = out.div_ceil(nr);
+    let blocks = batch.div_ceil(R::MR);
     let panel_len = inp * nr;
     let (wp, bp, xp, yp) = (packed.as_ptr(), bias.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     for p in 0..panels {
@@ -202,15 +205,17 @@ pub(crate) unsafe fn gemm<S: GemmSimd, R: Rows, const NV: usize, const KC: usize
                 act,
             };
             let mut s0 = 0;
-            while s0 < batch {
-                let m = R::MR.min(batch - s0);
+            for b in 0..blocks {
+                // Balanced: every block has `batch / blocks` samples or one
+                // more, so no short block is left at the end.
+                let m = batch / blocks + usize::from(b < batch % blocks);
                 blk.x = xp.wrapping_add(s0 * inp + k0);
                 blk.y = yp.wrapping_add(s0 * out + col0);
                 // SAFETY: samples s0..s0 + m <= batch have rows in x (inp
                 // floats, of which k0..k0 + kc are read) and in y (columns
                 // col0..col0 + cols exist); the weights and biases are in
                 // bounds (above); S is available (caller).
-                unsafe { R::block::<S, NV>(blk, m, s0 == 0) };
+                unsafe { R::block::<S, NV>(blk, m, b == 0) };
                 s0 += m;
             }
             k0 += kc;
@@ -266,7 +271,7 @@ macro_rules! rows {
 rows!(Rows6, 6, [1 2 3 4 5]);
 // AVX-512.
 #[cfg(target_arch = "x86_64")]
-rows!(Rows8, 8, [1 2 3 4 5 6 7]);
+rows!(Rows14, 14, [1 2 3 4 5 6 7 8 9 10 11 12 13]);
 
 /// One `M x NR` register block over `kc` steps of `k`, then the epilogue.
 /// With `PF`, prefetches the weights of the next block (`blk.next`), one

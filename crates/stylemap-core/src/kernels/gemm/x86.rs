@@ -1,5 +1,5 @@
 //! x86-64 batched kernels: AVX2+FMA (panels of 16, 6 x 16 register
-//! blocks) and AVX-512F (panels of 32, 8 x 32 register blocks), chosen at
+//! blocks) and AVX-512F (panels of 32, 14 x 32 register blocks), chosen at
 //! run time.
 //!
 //! Thin `#[target_feature]` wrappers around the one generic batched body
@@ -10,14 +10,16 @@
 //!
 //! # Block shapes (measured)
 //!
-//! On the project's 2-core AVX-512 Xeon (KVM), 8 x 512 network, one thread:
-//! the 8 x 32 AVX-512 block runs its inner loop at ~85% of the measured FMA
-//! peak (~230 GFLOP/s): one broadcast load per two FMAs is what keeps it
-//! from the peak (the same loop with the broadcasts hoisted runs at the
-//! peak). 10 x 32, 11 x 32, 8 x 48 and 6 x 64 blocks (and `k` blocks of
-//! 128..512) were all within the measurement noise (+-5%) at B = 64 and
-//! 512, and 6 x 64 was ~10% slower at B = 8 (a 6 + 2 split); 8 x 32 makes
-//! B = 8 one block per panel.
+//! On the project's 2-core AVX-512 Xeon (KVM), one thread, with the weights
+//! in L1 the 8 x 32, 12 x 32 and 14 x 32 blocks all run at ~0.87 of the
+//! measured FMA peak (~212 of 241 GFLOP/s; embedded-broadcast FMAs were
+//! slower). Over a whole 512 x 512 layer the 14 x 32 block with the full
+//! `k` range per block (KC = 512: a 64 KiB panel, read from L2 by every
+//! sample block) beat 8 x 32 with KC = 256 by 5-10% at B = 64 and 128
+//! (`examples/gemm_probe.rs`, interleaved runs); 14 rows leave 28
+//! accumulators, 2 weight vectors and 1 broadcast in the 32 registers.
+//! Batches are cut into balanced blocks, so B = 64 runs as 5 blocks of
+//! 12-13 samples, not 4 of 14 and one of 8.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -28,8 +30,9 @@ use crate::spec::{Activation, LRELU_SLOPE};
 
 /// AVX-512: vectors per panel.
 const AVX512_NV: usize = super::AVX512_NR / 16;
-/// AVX-512: `k` per block (the block's 256 x 32 weights, 32 KiB, stay in L1).
-const AVX512_KC: usize = 256;
+/// AVX-512: `k` per block (512 x 32 weights, 64 KiB, read from L2; see
+/// the module docs).
+const AVX512_KC: usize = 512;
 /// AVX2: `k` per block (256 x 16 weights, 16 KiB).
 const AVX2_KC: usize = 256;
 /// AVX2: vectors per panel.
@@ -54,7 +57,9 @@ pub unsafe fn gemm_packed_f32x16_avx512(
     y: &mut [f32],
 ) {
     // SAFETY: AVX-512F is available (this function's contract).
-    unsafe { simd::gemm::<Avx512, simd::Rows8, AVX512_NV, AVX512_KC>(packed, bias, x, inp, act, y) }
+    unsafe {
+        simd::gemm::<Avx512, simd::Rows14, AVX512_NV, AVX512_KC>(packed, bias, x, inp, act, y)
+    }
 }
 
 /// `y[s, :] = act(W x[s, :] + b)` with AVX2 + FMA, `W [bias.len(), inp]`
