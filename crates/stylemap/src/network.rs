@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -70,10 +71,13 @@ pub const BUILTIN_W_AVG_SAMPLES: usize = 4096;
 /// A mapping network ready to run: folded parameters, `w_avg`, and where
 /// they came from.
 ///
-/// Cheap to share by reference: [`crate::Mapper`] borrows it.
+/// Cheap to share by reference: [`crate::Mapper`] borrows it. The folded
+/// parameters sit behind an `Arc`, so a [`RowPool`](crate::pool::RowPool)
+/// built from the network (and a clone of it) reads the same buffer rather
+/// than a copy; changing a shared network (its `w_avg`) copies it first.
 #[derive(Clone, Debug)]
 pub struct Network {
-    core: MappingNetwork<Vec<f32>>,
+    core: Arc<MappingNetwork<Vec<f32>>>,
     layout: Layout,
     w_avg_source: WAvgSource,
     metadata: BTreeMap<String, String>,
@@ -113,7 +117,7 @@ impl Network {
             core = core.with_kernel(k)?;
         }
         Ok(Network {
-            core,
+            core: Arc::new(core),
             layout,
             w_avg_source: WAvgSource::Stored,
             metadata: BTreeMap::new(),
@@ -130,8 +134,9 @@ impl Network {
             w_avg_source,
             metadata,
         } = self;
+        let core = Arc::unwrap_or_clone(core).with_kernel(kernel)?;
         Ok(Network {
-            core: core.with_kernel(kernel)?,
+            core: Arc::new(core),
             layout,
             w_avg_source,
             metadata,
@@ -228,6 +233,12 @@ impl Network {
         &self.core
     }
 
+    /// The core network as the shared handle the pool's GEMV source keeps
+    /// (so it holds no second copy of the weights).
+    pub(crate) fn shared_core(&self) -> &Arc<MappingNetwork<Vec<f32>>> {
+        &self.core
+    }
+
     /// The GEMV kernel every forward of this network uses.
     pub fn kernel(&self) -> Kernel {
         self.core.kernel()
@@ -284,7 +295,7 @@ impl Network {
             )));
         }
         crate::error::check_finite("w_avg", &w_avg, 0)?;
-        self.core.replace_w_avg(w_avg)?;
+        Arc::make_mut(&mut self.core).replace_w_avg(w_avg)?;
         self.w_avg_source = source;
         Ok(())
     }

@@ -392,7 +392,8 @@ pub trait RowSource: Send + Sync {
 
 /// The GEMV kernels on the folded row-major weights, sample by sample:
 /// [`RowMode::Gemv`].
-struct GemvRows(MappingNetwork<Vec<f32>>);
+/// Shares the [`Network`]'s buffer (no copy of the weights).
+struct GemvRows(Arc<MappingNetwork<Vec<f32>>>);
 
 impl RowSource for GemvRows {
     fn spec(&self) -> &MappingSpec {
@@ -701,7 +702,7 @@ impl RowPool {
         packed: Arc<PackedNetwork<Vec<f32>>>,
     ) -> Result<RowPool, Error> {
         let sources = Sources {
-            per_sample: Arc::new(GemvRows(net.core().clone())),
+            per_sample: Arc::new(GemvRows(Arc::clone(net.shared_core()))),
             batched: Arc::new(PackedRows(packed)),
         };
         RowPool::with_sources(sources, threads)
@@ -994,6 +995,31 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// The GEMV source reads the network's own weights: building a pool
+    /// (directly or through a `Mapper`) takes a reference, not a copy.
+    #[test]
+    fn the_pool_shares_the_networks_weights() {
+        let net = Network::builtin();
+        let refs = || Arc::strong_count(net.shared_core());
+        assert_eq!(refs(), 1);
+        let pool = RowPool::new(&net, 2).unwrap();
+        assert_eq!(refs(), 2, "the pool holds the network's buffer, not a copy");
+        drop(pool);
+        assert_eq!(refs(), 1);
+        let s = *net.spec();
+        let mut mapper = crate::Mapper::new(&net).with_threads(2);
+        let mut w = vec![0.0f32; s.w_dim];
+        mapper.map(&vec![0.5f32; s.z_dim], &[], &mut w).unwrap();
+        assert_eq!(refs(), 2, "the mapper's pool holds the network's buffer");
+        // A clone shares it too; changing the clone's w_avg copies it first.
+        let mut other = net.clone();
+        assert!(Arc::ptr_eq(other.shared_core(), net.shared_core()));
+        other.set_w_avg(vec![0.0; s.w_dim]).unwrap();
+        assert!(!Arc::ptr_eq(other.shared_core(), net.shared_core()));
+        assert_ne!(other.w_avg(), net.w_avg());
+        assert_eq!(other.core().params(), net.core().params());
     }
 
     #[test]
