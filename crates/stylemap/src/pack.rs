@@ -433,16 +433,7 @@ impl<'p> PackMapper<'p> {
     /// at most one per 16-row panel of the widest layer.
     pub fn threads(&self) -> usize {
         let s = self.net.spec();
-        let panels = (0..s.num_layers)
-            .map(|i| s.layer_shape(i).1.div_ceil(QNR))
-            .max()
-            .unwrap_or(1);
-        let t = if self.threads == 0 {
-            crate::batch::cores()
-        } else {
-            self.threads
-        };
-        t.min(panels).max(1)
+        crate::pool::split_threads(s, self.threads, crate::batch::cores, QNR)
     }
 
     /// `w[n] = mapping(z[n], c[n])` for `N = w.len() / w_dim` samples, with

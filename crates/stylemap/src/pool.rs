@@ -618,6 +618,24 @@ pub fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
     split_rows_in(rows, parts, ROW_BLOCK)
 }
 
+/// Threads a row split of `s` runs on: `requested`, or `auto()` for 0, at
+/// most one per `block`-row block of the widest layer (more would have no
+/// rows), at least 1. The one thread choice of [`crate::Mapper`] and
+/// [`crate::pack::PackMapper`].
+pub(crate) fn split_threads(
+    s: &MappingSpec,
+    requested: usize,
+    auto: impl FnOnce() -> usize,
+    block: usize,
+) -> usize {
+    let blocks = (0..s.num_layers)
+        .map(|i| s.layer_shape(i).1.div_ceil(block))
+        .max()
+        .unwrap_or(1);
+    let t = if requested == 0 { auto() } else { requested };
+    t.min(blocks).max(1)
+}
+
 /// [`split_rows`] in blocks of `block` rows (`block >= 1`).
 fn split_rows_in(rows: usize, parts: usize, block: usize) -> Vec<Range<usize>> {
     let parts = parts.max(1);
@@ -1085,6 +1103,17 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[test]
+    fn split_threads_takes_the_request_or_auto_capped_by_blocks() {
+        let s = MappingSpec::STYLEGAN2_1024; // 512 rows: 32 blocks of 16
+        let never = || -> usize { unreachable!("auto is only asked for 0") };
+        assert_eq!(split_threads(&s, 0, || 3, 16), 3);
+        assert_eq!(split_threads(&s, 0, || 0, 16), 1);
+        assert_eq!(split_threads(&s, 5, never, 16), 5);
+        assert_eq!(split_threads(&s, 100, never, 16), 32);
+        assert_eq!(split_threads(&s, 100, never, 64), 8);
     }
 
     /// The GEMV source reads the network's own weights: building a pool
