@@ -218,9 +218,12 @@ pub fn is_pack_file(path: &Path) -> Result<bool, Error> {
 }
 
 /// A validated pack in owned aligned memory, ready to run on a host.
+///
+/// The pack sits behind an `Arc`: a [`PackMapper`]'s row pool (and a clone)
+/// reads the same bytes rather than a copy.
 #[derive(Clone, Debug)]
 pub struct PackNetwork {
-    pack: Pack<AlignedBytes>,
+    pack: Arc<Pack<AlignedBytes>>,
     kernel: Kernel,
     path: PathBuf,
 }
@@ -232,7 +235,7 @@ impl PackNetwork {
         let pack = Pack::parse(bytes).map_err(|e| Error::format(name, e.to_string()))?;
         let kernel = crate::network::kernel_from_env()?.unwrap_or_else(Kernel::best);
         Ok(PackNetwork {
-            pack,
+            pack: Arc::new(pack),
             kernel,
             path: name.to_path_buf(),
         })
@@ -331,9 +334,10 @@ impl PackNetwork {
 }
 
 /// A reduced-precision pack as a [`RowSource`]: each participant runs the
-/// `kernels::quant` kernel on its panels of every layer.
+/// `kernels::quant` kernel on its panels of every layer. Shares the
+/// [`PackNetwork`]'s bytes (no copy of the weights).
 struct PackRows {
-    pack: Pack<AlignedBytes>,
+    pack: Arc<Pack<AlignedBytes>>,
     kernel: Kernel,
 }
 
@@ -459,7 +463,7 @@ impl<'p> PackMapper<'p> {
         if !matches!(&self.pool, Some(p) if p.threads() == t) {
             self.pool = None; // join the old threads first
             let source = PackRows {
-                pack: self.net.pack().clone(),
+                pack: Arc::clone(&self.net.pack),
                 kernel: self.net.kernel(),
             };
             self.pool = Some(RowPool::with_source(Arc::new(source), t)?);
@@ -1091,4 +1095,31 @@ pub fn heavy_tailed_network(dof: u32, seed: u64) -> Result<Network, Error> {
     let w_avg = crate::wavg::estimate_w_avg(&net, 256, 0, 0)?;
     net.set_w_avg_from(w_avg, WAvgSource::Estimated { samples: 256 })?;
     Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A [`PackMapper`]'s row pool reads the [`PackNetwork`]'s bytes: it
+    /// takes a reference, not a copy.
+    #[test]
+    fn the_pack_mappers_pool_shares_the_packs_bytes() {
+        let net = Network::builtin();
+        let bytes = write_pack(&net, &QuantOptions::new(Precision::Bf16)).unwrap();
+        let pack = PackNetwork::from_aligned(bytes, Path::new("test.pack")).unwrap();
+        let s = *pack.spec();
+        let refs = || Arc::strong_count(&pack.pack);
+        assert_eq!(refs(), 1);
+        let mut mapper = PackMapper::new(&pack).with_threads(2);
+        let mut w = vec![0.0f32; s.w_dim];
+        mapper.map(&vec![0.5f32; s.z_dim], &[], &mut w).unwrap();
+        assert!(
+            mapper.pool.is_some(),
+            "batch 1 on 2 threads runs on the pool"
+        );
+        assert_eq!(refs(), 2, "the pool holds the pack's bytes, not a copy");
+        drop(mapper);
+        assert_eq!(refs(), 1);
+    }
 }
