@@ -384,6 +384,28 @@ pub(crate) fn split_batch<W: Send>(
     })
 }
 
+/// `f(item)` for every item, each on its own scoped thread, the results in
+/// order; a panic on a thread is resumed here.
+pub(crate) fn par_map<T: Send, R: Send>(
+    items: impl IntoIterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+            })
+            .collect()
+    })
+}
+
 /// The GEMM path for one chunk of `w.len() / w_dim` samples.
 fn run_gemm(
     net: &Network,

@@ -188,35 +188,10 @@ impl Network {
             sampler::fill_box_muller_f64(&mut rng, &mut tmp);
             tmp.iter().map(|&v| (v / lr) as f32).collect()
         };
-        let weights: Vec<Vec<f32>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..spec.num_layers)
-                .map(|i| scope.spawn(move || layer(i)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-                })
-                .collect()
-        });
-        let bias = vec![0.0f32; spec.w_dim];
-        let layers: Vec<RawLayer<'_>> = weights
-            .iter()
-            .map(|w| RawLayer {
-                weight: w,
-                bias: &bias,
-            })
-            .collect();
-        let raw = RawParams {
-            embed: None,
-            layers: &layers,
-        };
-        let mut folded = vec![0.0f32; spec.param_len()];
+        let weights = crate::batch::par_map(0..spec.num_layers, layer);
         let w_avg = crate::builtin_w_avg::BUILTIN_W_AVG.to_vec();
-        let mut net = fold::fold_nvlabs(&spec, &raw, &mut folded)
-            .map_err(Error::from)
-            .and_then(|()| Network::assemble(spec, folded, w_avg, Layout::Builtin, None))
+        let mut net = fold_zero_bias(&spec, &weights)
+            .and_then(|folded| Network::assemble(spec, folded, w_avg, Layout::Builtin, None))
             .expect("the built-in network's parameters are valid by construction");
         net.w_avg_source = WAvgSource::Estimated {
             samples: BUILTIN_W_AVG_SAMPLES,
@@ -304,6 +279,32 @@ impl Network {
     pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
         self.metadata = metadata;
     }
+}
+
+/// Folds raw NVlabs fc weights `weights[i]` (`[out_i, in_i]` row-major) of
+/// an unconditional `spec`, with every bias 0, into the folded layout
+/// ([`stylemap_core::fold::fold_nvlabs`]): the synthetic networks' last step.
+pub(crate) fn fold_zero_bias(spec: &MappingSpec, weights: &[Vec<f32>]) -> Result<Vec<f32>, Error> {
+    let widest = (0..spec.num_layers)
+        .map(|i| spec.layer_shape(i).1)
+        .max()
+        .unwrap_or(0);
+    let bias = vec![0.0f32; widest];
+    let layers: Vec<RawLayer<'_>> = weights
+        .iter()
+        .zip(0..spec.num_layers)
+        .map(|(w, i)| RawLayer {
+            weight: w,
+            bias: &bias[..spec.layer_shape(i).1],
+        })
+        .collect();
+    let raw = RawParams {
+        embed: None,
+        layers: &layers,
+    };
+    let mut folded = vec![0.0f32; spec.param_len()];
+    fold::fold_nvlabs(spec, &raw, &mut folded)?;
+    Ok(folded)
 }
 
 /// The kernel named by the environment variable `STYLEMAP_KERNEL`

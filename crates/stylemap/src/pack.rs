@@ -77,7 +77,6 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use stylemap_core::fold::{RawLayer, RawParams};
 use stylemap_core::kernels::quant::{QNR, QWeights, qgemm_bias_act};
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::pack::{self as core_pack, QLayer, Weights};
@@ -1077,20 +1076,7 @@ pub fn heavy_tailed_network(dof: u32, seed: u64) -> Result<Network, Error> {
                 .collect()
         })
         .collect();
-    let bias = vec![0.0f32; spec.w_dim];
-    let raw_layers: Vec<RawLayer<'_>> = weights
-        .iter()
-        .map(|w| RawLayer {
-            weight: w,
-            bias: &bias,
-        })
-        .collect();
-    let raw = RawParams {
-        embed: None,
-        layers: &raw_layers,
-    };
-    let mut folded = vec![0.0f32; spec.param_len()];
-    stylemap_core::fold::fold_nvlabs(&spec, &raw, &mut folded)?;
+    let folded = crate::network::fold_zero_bias(&spec, &weights)?;
     let mut net = Network::from_parts(spec, folded, vec![0.0; spec.w_dim], Layout::Nvlabs)?;
     let w_avg = crate::wavg::estimate_w_avg(&net, 256, 0, 0)?;
     net.set_w_avg_from(w_avg, WAvgSource::Estimated { samples: 256 })?;
