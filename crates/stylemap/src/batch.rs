@@ -227,16 +227,8 @@ impl<'n> Mapper<'n> {
     /// rows between; see [`with_threads`](Self::with_threads).
     pub fn gemv_threads(&self) -> usize {
         let s = self.net.spec();
-        let blocks = (0..s.num_layers)
-            .map(|i| s.layer_shape(i).1.div_ceil(ROW_BLOCK))
-            .max()
-            .unwrap_or(1);
-        let t = if self.threads == 0 {
-            cores().min(s.macs() / POOL_MIN_MACS_PER_THREAD)
-        } else {
-            self.threads
-        };
-        t.min(blocks).max(1)
+        let auto = || cores().min(s.macs() / POOL_MIN_MACS_PER_THREAD);
+        crate::pool::split_threads(s, self.threads, auto, ROW_BLOCK)
     }
 
     /// Number of threads a batch of `n` samples runs on.
@@ -389,6 +381,28 @@ pub(crate) fn split_batch<W: Send>(
             }
         }
         result
+    })
+}
+
+/// `f(item)` for every item, each on its own scoped thread, the results in
+/// order; a panic on a thread is resumed here.
+pub(crate) fn par_map<T: Send, R: Send>(
+    items: impl IntoIterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+            })
+            .collect()
     })
 }
 

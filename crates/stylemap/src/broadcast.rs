@@ -48,6 +48,19 @@ fn check_results(
     }
 }
 
+/// The argument checks of [`lerp`] and [`slerp`]: equal lengths, a finite
+/// `t`, finite `a` and `b`.
+fn check_interpolation(a: &[f32], b: &[f32], t: f32, out: &[f32]) -> Result<(), Error> {
+    same_len(["a", "b"], a.len(), b.len())?;
+    same_len(["a", "out"], a.len(), out.len())?;
+    if !t.is_finite() {
+        return Err(Error::invalid(format!("t must be finite, got {t}")));
+    }
+    check_finite("a", a, 0)?;
+    check_finite("b", b, 0)?;
+    Ok(())
+}
+
 fn same_len(names: [&str; 2], a: usize, b: usize) -> Result<(), Error> {
     if a == b {
         Ok(())
@@ -219,13 +232,7 @@ pub fn mix_crossover(
 /// extrapolates. Errors on unequal lengths, a non-finite `t`, `a` or `b`, or
 /// a result that would overflow f32 (nothing is written then).
 pub fn lerp(a: &[f32], b: &[f32], t: f32, out: &mut [f32]) -> Result<(), Error> {
-    same_len(["a", "b"], a.len(), b.len())?;
-    same_len(["a", "out"], a.len(), out.len())?;
-    if !t.is_finite() {
-        return Err(Error::invalid(format!("t must be finite, got {t}")));
-    }
-    check_finite("a", a, 0)?;
-    check_finite("b", b, 0)?;
+    check_interpolation(a, b, t, out)?;
     check_results("lerp", a.len(), 0, |i| truncation::lerp(a[i], b[i], t))?;
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = truncation::lerp(x, y, t);
@@ -255,13 +262,7 @@ pub const SLERP_DOT_THRESHOLD: f64 = 0.9995;
 /// Errors on unequal lengths, a non-finite `t`, `a` or `b`, or a result
 /// that would overflow f32 (nothing is written then).
 pub fn slerp(a: &[f32], b: &[f32], t: f32, out: &mut [f32]) -> Result<(), Error> {
-    same_len(["a", "b"], a.len(), b.len())?;
-    same_len(["a", "out"], a.len(), out.len())?;
-    if !t.is_finite() {
-        return Err(Error::invalid(format!("t must be finite, got {t}")));
-    }
-    check_finite("a", a, 0)?;
-    check_finite("b", b, 0)?;
+    check_interpolation(a, b, t, out)?;
     let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (f64::from(x), f64::from(y));

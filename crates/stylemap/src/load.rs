@@ -880,18 +880,10 @@ impl Plan {
 
         // Shape of w_avg / latent_avg.
         if let Some(t) = &w_avg {
-            let ok = t.shape.as_slice() == [w_dim] || t.shape.as_slice() == [1, w_dim];
+            // [1, w_dim] is accepted from rosinality checkpoints only.
+            let ok = t.shape.as_slice() == [w_dim]
+                || (layout == Layout::Rosinality && t.shape.as_slice() == [1, w_dim]);
             if !ok {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "tensor `{}` has shape {}, expected [{w_dim}] (w_dim)",
-                        t.name,
-                        shape_str(&t.shape)
-                    ),
-                ));
-            }
-            if layout != Layout::Rosinality && t.shape.len() != 1 {
                 return Err(Error::format(
                     path,
                     format!(

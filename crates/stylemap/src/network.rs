@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -70,10 +71,13 @@ pub const BUILTIN_W_AVG_SAMPLES: usize = 4096;
 /// A mapping network ready to run: folded parameters, `w_avg`, and where
 /// they came from.
 ///
-/// Cheap to share by reference: [`crate::Mapper`] borrows it.
+/// Cheap to share by reference: [`crate::Mapper`] borrows it. The folded
+/// parameters sit behind an `Arc`, so a [`RowPool`](crate::pool::RowPool)
+/// built from the network (and a clone of it) reads the same buffer rather
+/// than a copy; changing a shared network (its `w_avg`) copies it first.
 #[derive(Clone, Debug)]
 pub struct Network {
-    core: MappingNetwork<Vec<f32>>,
+    core: Arc<MappingNetwork<Vec<f32>>>,
     layout: Layout,
     w_avg_source: WAvgSource,
     metadata: BTreeMap<String, String>,
@@ -113,7 +117,7 @@ impl Network {
             core = core.with_kernel(k)?;
         }
         Ok(Network {
-            core,
+            core: Arc::new(core),
             layout,
             w_avg_source: WAvgSource::Stored,
             metadata: BTreeMap::new(),
@@ -130,8 +134,9 @@ impl Network {
             w_avg_source,
             metadata,
         } = self;
+        let core = Arc::unwrap_or_clone(core).with_kernel(kernel)?;
         Ok(Network {
-            core: core.with_kernel(kernel)?,
+            core: Arc::new(core),
             layout,
             w_avg_source,
             metadata,
@@ -183,35 +188,10 @@ impl Network {
             sampler::fill_box_muller_f64(&mut rng, &mut tmp);
             tmp.iter().map(|&v| (v / lr) as f32).collect()
         };
-        let weights: Vec<Vec<f32>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..spec.num_layers)
-                .map(|i| scope.spawn(move || layer(i)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-                })
-                .collect()
-        });
-        let bias = vec![0.0f32; spec.w_dim];
-        let layers: Vec<RawLayer<'_>> = weights
-            .iter()
-            .map(|w| RawLayer {
-                weight: w,
-                bias: &bias,
-            })
-            .collect();
-        let raw = RawParams {
-            embed: None,
-            layers: &layers,
-        };
-        let mut folded = vec![0.0f32; spec.param_len()];
+        let weights = crate::batch::par_map(0..spec.num_layers, layer);
         let w_avg = crate::builtin_w_avg::BUILTIN_W_AVG.to_vec();
-        let mut net = fold::fold_nvlabs(&spec, &raw, &mut folded)
-            .map_err(Error::from)
-            .and_then(|()| Network::assemble(spec, folded, w_avg, Layout::Builtin, None))
+        let mut net = fold_zero_bias(&spec, &weights)
+            .and_then(|folded| Network::assemble(spec, folded, w_avg, Layout::Builtin, None))
             .expect("the built-in network's parameters are valid by construction");
         net.w_avg_source = WAvgSource::Estimated {
             samples: BUILTIN_W_AVG_SAMPLES,
@@ -225,6 +205,12 @@ impl Network {
 
     /// The core network (folded parameters, `w_avg`, kernel).
     pub fn core(&self) -> &MappingNetwork<Vec<f32>> {
+        &self.core
+    }
+
+    /// The core network as the shared handle the pool's GEMV source keeps
+    /// (so it holds no second copy of the weights).
+    pub(crate) fn shared_core(&self) -> &Arc<MappingNetwork<Vec<f32>>> {
         &self.core
     }
 
@@ -284,7 +270,7 @@ impl Network {
             )));
         }
         crate::error::check_finite("w_avg", &w_avg, 0)?;
-        self.core.replace_w_avg(w_avg)?;
+        Arc::make_mut(&mut self.core).replace_w_avg(w_avg)?;
         self.w_avg_source = source;
         Ok(())
     }
@@ -293,6 +279,32 @@ impl Network {
     pub(crate) fn set_metadata(&mut self, metadata: BTreeMap<String, String>) {
         self.metadata = metadata;
     }
+}
+
+/// Folds raw NVlabs fc weights `weights[i]` (`[out_i, in_i]` row-major) of
+/// an unconditional `spec`, with every bias 0, into the folded layout
+/// ([`stylemap_core::fold::fold_nvlabs`]): the synthetic networks' last step.
+pub(crate) fn fold_zero_bias(spec: &MappingSpec, weights: &[Vec<f32>]) -> Result<Vec<f32>, Error> {
+    let widest = (0..spec.num_layers)
+        .map(|i| spec.layer_shape(i).1)
+        .max()
+        .unwrap_or(0);
+    let bias = vec![0.0f32; widest];
+    let layers: Vec<RawLayer<'_>> = weights
+        .iter()
+        .zip(0..spec.num_layers)
+        .map(|(w, i)| RawLayer {
+            weight: w,
+            bias: &bias[..spec.layer_shape(i).1],
+        })
+        .collect();
+    let raw = RawParams {
+        embed: None,
+        layers: &layers,
+    };
+    let mut folded = vec![0.0f32; spec.param_len()];
+    fold::fold_nvlabs(spec, &raw, &mut folded)?;
+    Ok(folded)
 }
 
 /// The kernel named by the environment variable `STYLEMAP_KERNEL`

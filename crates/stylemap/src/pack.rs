@@ -77,7 +77,6 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use stylemap_core::fold::{RawLayer, RawParams};
 use stylemap_core::kernels::quant::{QNR, QWeights, qgemm_bias_act};
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::pack::{self as core_pack, QLayer, Weights};
@@ -218,9 +217,12 @@ pub fn is_pack_file(path: &Path) -> Result<bool, Error> {
 }
 
 /// A validated pack in owned aligned memory, ready to run on a host.
+///
+/// The pack sits behind an `Arc`: a [`PackMapper`]'s row pool (and a clone)
+/// reads the same bytes rather than a copy.
 #[derive(Clone, Debug)]
 pub struct PackNetwork {
-    pack: Pack<AlignedBytes>,
+    pack: Arc<Pack<AlignedBytes>>,
     kernel: Kernel,
     path: PathBuf,
 }
@@ -232,7 +234,7 @@ impl PackNetwork {
         let pack = Pack::parse(bytes).map_err(|e| Error::format(name, e.to_string()))?;
         let kernel = crate::network::kernel_from_env()?.unwrap_or_else(Kernel::best);
         Ok(PackNetwork {
-            pack,
+            pack: Arc::new(pack),
             kernel,
             path: name.to_path_buf(),
         })
@@ -331,9 +333,10 @@ impl PackNetwork {
 }
 
 /// A reduced-precision pack as a [`RowSource`]: each participant runs the
-/// `kernels::quant` kernel on its panels of every layer.
+/// `kernels::quant` kernel on its panels of every layer. Shares the
+/// [`PackNetwork`]'s bytes (no copy of the weights).
 struct PackRows {
-    pack: Pack<AlignedBytes>,
+    pack: Arc<Pack<AlignedBytes>>,
     kernel: Kernel,
 }
 
@@ -433,16 +436,7 @@ impl<'p> PackMapper<'p> {
     /// at most one per 16-row panel of the widest layer.
     pub fn threads(&self) -> usize {
         let s = self.net.spec();
-        let panels = (0..s.num_layers)
-            .map(|i| s.layer_shape(i).1.div_ceil(QNR))
-            .max()
-            .unwrap_or(1);
-        let t = if self.threads == 0 {
-            crate::batch::cores()
-        } else {
-            self.threads
-        };
-        t.min(panels).max(1)
+        crate::pool::split_threads(s, self.threads, crate::batch::cores, QNR)
     }
 
     /// `w[n] = mapping(z[n], c[n])` for `N = w.len() / w_dim` samples, with
@@ -468,7 +462,7 @@ impl<'p> PackMapper<'p> {
         if !matches!(&self.pool, Some(p) if p.threads() == t) {
             self.pool = None; // join the old threads first
             let source = PackRows {
-                pack: self.net.pack().clone(),
+                pack: Arc::clone(&self.net.pack),
                 kernel: self.net.kernel(),
             };
             self.pool = Some(RowPool::with_source(Arc::new(source), t)?);
@@ -1082,22 +1076,36 @@ pub fn heavy_tailed_network(dof: u32, seed: u64) -> Result<Network, Error> {
                 .collect()
         })
         .collect();
-    let bias = vec![0.0f32; spec.w_dim];
-    let raw_layers: Vec<RawLayer<'_>> = weights
-        .iter()
-        .map(|w| RawLayer {
-            weight: w,
-            bias: &bias,
-        })
-        .collect();
-    let raw = RawParams {
-        embed: None,
-        layers: &raw_layers,
-    };
-    let mut folded = vec![0.0f32; spec.param_len()];
-    stylemap_core::fold::fold_nvlabs(&spec, &raw, &mut folded)?;
+    let folded = crate::network::fold_zero_bias(&spec, &weights)?;
     let mut net = Network::from_parts(spec, folded, vec![0.0; spec.w_dim], Layout::Nvlabs)?;
     let w_avg = crate::wavg::estimate_w_avg(&net, 256, 0, 0)?;
     net.set_w_avg_from(w_avg, WAvgSource::Estimated { samples: 256 })?;
     Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A [`PackMapper`]'s row pool reads the [`PackNetwork`]'s bytes: it
+    /// takes a reference, not a copy.
+    #[test]
+    fn the_pack_mappers_pool_shares_the_packs_bytes() {
+        let net = Network::builtin();
+        let bytes = write_pack(&net, &QuantOptions::new(Precision::Bf16)).unwrap();
+        let pack = PackNetwork::from_aligned(bytes, Path::new("test.pack")).unwrap();
+        let s = *pack.spec();
+        let refs = || Arc::strong_count(&pack.pack);
+        assert_eq!(refs(), 1);
+        let mut mapper = PackMapper::new(&pack).with_threads(2);
+        let mut w = vec![0.0f32; s.w_dim];
+        mapper.map(&vec![0.5f32; s.z_dim], &[], &mut w).unwrap();
+        assert!(
+            mapper.pool.is_some(),
+            "batch 1 on 2 threads runs on the pool"
+        );
+        assert_eq!(refs(), 2, "the pool holds the pack's bytes, not a copy");
+        drop(mapper);
+        assert_eq!(refs(), 1);
+    }
 }

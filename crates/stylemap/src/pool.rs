@@ -88,6 +88,7 @@ use std::time::{Duration, Instant};
 use stylemap_core::kernels::gemm::{PackedNetwork, gemm_packed_bias_act};
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
+use stylemap_core::spec::Activation;
 use stylemap_core::{Kernel, MappingNetwork, MappingSpec};
 
 use crate::error::Error;
@@ -390,17 +391,84 @@ pub trait RowSource: Send + Sync {
     fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]);
 }
 
+/// Where one fc layer of a row source sits in the source's f32 buffer, found
+/// once when the source is built, so a call finds layer `l` by indexing
+/// instead of walking the sections before it.
+#[derive(Clone, Debug)]
+struct LayerAt {
+    weight: Range<usize>,
+    bias: Range<usize>,
+    in_features: usize,
+    out_features: usize,
+    activation: Activation,
+}
+
+impl LayerAt {
+    /// The layer whose `weight` and `bias` are sub-slices of `buf`.
+    fn new(
+        buf: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        (in_features, out_features): (usize, usize),
+        activation: Activation,
+    ) -> LayerAt {
+        LayerAt {
+            weight: range_in(buf, weight),
+            bias: range_in(buf, bias),
+            in_features,
+            out_features,
+            activation,
+        }
+    }
+
+    /// The layer's weights and biases in `buf` (the buffer it was found in).
+    #[inline]
+    fn slices<'a>(&self, buf: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        (&buf[self.weight.clone()], &buf[self.bias.clone()])
+    }
+}
+
+/// The elements of `buf` that its sub-slice `part` covers.
+fn range_in(buf: &[f32], part: &[f32]) -> Range<usize> {
+    let bytes = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    let start = bytes / size_of::<f32>();
+    assert!(
+        bytes.is_multiple_of(size_of::<f32>()) && start + part.len() <= buf.len(),
+        "a layer's slice lies inside its network's buffer"
+    );
+    start..start + part.len()
+}
+
 /// The GEMV kernels on the folded row-major weights, sample by sample:
-/// [`RowMode::Gemv`].
-struct GemvRows(MappingNetwork<Vec<f32>>);
+/// [`RowMode::Gemv`]. Shares the [`Network`]'s buffer (no copy of the
+/// weights).
+struct GemvRows {
+    net: Arc<MappingNetwork<Vec<f32>>>,
+    /// The fc layers in `net.params()`.
+    layers: Box<[LayerAt]>,
+}
+
+impl GemvRows {
+    fn new(net: Arc<MappingNetwork<Vec<f32>>>) -> GemvRows {
+        let buf = net.params();
+        let layers = net.layers().1.map(|l| {
+            let shape = (l.in_features, l.out_features);
+            LayerAt::new(buf, l.weight, l.bias, shape, l.activation)
+        });
+        GemvRows {
+            layers: layers.collect(),
+            net,
+        }
+    }
+}
 
 impl RowSource for GemvRows {
     fn spec(&self) -> &MappingSpec {
-        self.0.spec()
+        self.net.spec()
     }
 
     fn kernel(&self) -> Kernel {
-        self.0.kernel()
+        self.net.kernel()
     }
 
     fn block(&self) -> usize {
@@ -408,8 +476,8 @@ impl RowSource for GemvRows {
     }
 
     fn embed(&self, c: &[f32], e: &mut [f32]) {
-        let s = self.0.spec();
-        if let (Some(l), _) = self.0.layers() {
+        let s = self.net.spec();
+        if let (Some(l), _) = self.net.layers() {
             for (ci, ei) in c
                 .chunks_exact(s.c_dim)
                 .zip(e.chunks_exact_mut(l.out_features))
@@ -421,12 +489,13 @@ impl RowSource for GemvRows {
     }
 
     fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], _: &mut [f32], y: &mut [f32]) {
-        let Some(layer) = self.0.layers().1.nth(l) else {
+        let Some(layer) = self.layers.get(l) else {
             return;
         };
+        let (weight, bias) = layer.slices(self.net.params());
         let (inp, out) = (layer.in_features, layer.out_features);
-        let w = &layer.weight[mine.start * inp..mine.end * inp];
-        let b = &layer.bias[mine.clone()];
+        let w = &weight[mine.start * inp..mine.end * inp];
+        let b = &bias[mine.clone()];
         for (xs, ys) in x.chunks_exact(inp).zip(y.chunks_exact_mut(out)) {
             gemv_bias_act(
                 self.kernel(),
@@ -443,23 +512,44 @@ impl RowSource for GemvRows {
 
 /// The packed batched kernels on whole panels, the chunk at once:
 /// [`RowMode::Packed`].
-struct PackedRows(Arc<PackedNetwork<Vec<f32>>>);
+struct PackedRows {
+    net: Arc<PackedNetwork<Vec<f32>>>,
+    /// The fc layers in `net.packed()`.
+    layers: Box<[LayerAt]>,
+    /// Rows per packed panel.
+    nr: usize,
+}
+
+impl PackedRows {
+    fn new(net: Arc<PackedNetwork<Vec<f32>>>) -> PackedRows {
+        let buf = net.packed();
+        let layers = net.layers().1.map(|l| {
+            let shape = (l.in_features, l.out_features);
+            LayerAt::new(buf, l.weight, l.bias, shape, l.activation)
+        });
+        PackedRows {
+            layers: layers.collect(),
+            nr: net.kernel().packed_nr(),
+            net,
+        }
+    }
+}
 
 impl RowSource for PackedRows {
     fn spec(&self) -> &MappingSpec {
-        self.0.spec()
+        self.net.spec()
     }
 
     fn kernel(&self) -> Kernel {
-        self.0.kernel()
+        self.net.kernel()
     }
 
     fn block(&self) -> usize {
-        ROW_BLOCK.max(self.0.kernel().packed_nr())
+        ROW_BLOCK.max(self.nr)
     }
 
     fn embed(&self, c: &[f32], e: &mut [f32]) {
-        if let (Some(l), _) = self.0.layers() {
+        if let (Some(l), _) = self.net.layers() {
             gemm_packed_bias_act(
                 self.kernel(),
                 l.weight,
@@ -474,13 +564,14 @@ impl RowSource for PackedRows {
     }
 
     fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]) {
-        let Some(pl) = self.0.layers().1.nth(l) else {
+        let Some(pl) = self.layers.get(l) else {
             return;
         };
-        let (inp, nr) = (pl.in_features, pl.nr);
+        let (weight, bias) = pl.slices(self.net.packed());
+        let (inp, nr) = (pl.in_features, self.nr);
         let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
-        let weight = &pl.weight[p0 * nr * inp..p1 * nr * inp];
-        let bias = &pl.bias[mine.clone()];
+        let weight = &weight[p0 * nr * inp..p1 * nr * inp];
+        let bias = &bias[mine.clone()];
         spread_rows(mine, pl.out_features, x.len() / inp, dense, y, |d| {
             gemm_packed_bias_act(self.kernel(), weight, bias, x, inp, pl.activation, d)
                 .expect("the pool's panels match the layer shapes");
@@ -525,6 +616,24 @@ struct LayerPlan {
 /// differ by at most one; with fewer blocks than parts some ranges are empty.
 pub fn split_rows(rows: usize, parts: usize) -> Vec<Range<usize>> {
     split_rows_in(rows, parts, ROW_BLOCK)
+}
+
+/// Threads a row split of `s` runs on: `requested`, or `auto()` for 0, at
+/// most one per `block`-row block of the widest layer (more would have no
+/// rows), at least 1. The one thread choice of [`crate::Mapper`] and
+/// [`crate::pack::PackMapper`].
+pub(crate) fn split_threads(
+    s: &MappingSpec,
+    requested: usize,
+    auto: impl FnOnce() -> usize,
+    block: usize,
+) -> usize {
+    let blocks = (0..s.num_layers)
+        .map(|i| s.layer_shape(i).1.div_ceil(block))
+        .max()
+        .unwrap_or(1);
+    let t = if requested == 0 { auto() } else { requested };
+    t.min(blocks).max(1)
 }
 
 /// [`split_rows`] in blocks of `block` rows (`block >= 1`).
@@ -701,8 +810,8 @@ impl RowPool {
         packed: Arc<PackedNetwork<Vec<f32>>>,
     ) -> Result<RowPool, Error> {
         let sources = Sources {
-            per_sample: Arc::new(GemvRows(net.core().clone())),
-            batched: Arc::new(PackedRows(packed)),
+            per_sample: Arc::new(GemvRows::new(Arc::clone(net.shared_core()))),
+            batched: Arc::new(PackedRows::new(packed)),
         };
         RowPool::with_sources(sources, threads)
     }
@@ -994,6 +1103,42 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[test]
+    fn split_threads_takes_the_request_or_auto_capped_by_blocks() {
+        let s = MappingSpec::STYLEGAN2_1024; // 512 rows: 32 blocks of 16
+        let never = || -> usize { unreachable!("auto is only asked for 0") };
+        assert_eq!(split_threads(&s, 0, || 3, 16), 3);
+        assert_eq!(split_threads(&s, 0, || 0, 16), 1);
+        assert_eq!(split_threads(&s, 5, never, 16), 5);
+        assert_eq!(split_threads(&s, 100, never, 16), 32);
+        assert_eq!(split_threads(&s, 100, never, 64), 8);
+    }
+
+    /// The GEMV source reads the network's own weights: building a pool
+    /// (directly or through a `Mapper`) takes a reference, not a copy.
+    #[test]
+    fn the_pool_shares_the_networks_weights() {
+        let net = Network::builtin();
+        let refs = || Arc::strong_count(net.shared_core());
+        assert_eq!(refs(), 1);
+        let pool = RowPool::new(&net, 2).unwrap();
+        assert_eq!(refs(), 2, "the pool holds the network's buffer, not a copy");
+        drop(pool);
+        assert_eq!(refs(), 1);
+        let s = *net.spec();
+        let mut mapper = crate::Mapper::new(&net).with_threads(2);
+        let mut w = vec![0.0f32; s.w_dim];
+        mapper.map(&vec![0.5f32; s.z_dim], &[], &mut w).unwrap();
+        assert_eq!(refs(), 2, "the mapper's pool holds the network's buffer");
+        // A clone shares it too; changing the clone's w_avg copies it first.
+        let mut other = net.clone();
+        assert!(Arc::ptr_eq(other.shared_core(), net.shared_core()));
+        other.set_w_avg(vec![0.0; s.w_dim]).unwrap();
+        assert!(!Arc::ptr_eq(other.shared_core(), net.shared_core()));
+        assert_ne!(other.w_avg(), net.w_avg());
+        assert_eq!(other.core().params(), net.core().params());
     }
 
     #[test]

@@ -146,19 +146,7 @@ pub fn estimate_w_avg(
         total.merge(&estimate_range(net, seed, ranges[0])?)?;
         return total.mean();
     }
-    let parts: Vec<Result<WAvgEstimator, Error>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .map(|&r| scope.spawn(move || estimate_range(net, seed, r)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-            })
-            .collect()
-    });
+    let parts = crate::batch::par_map(ranges, |r| estimate_range(net, seed, r));
     for part in parts {
         total.merge(&part?)?;
     }

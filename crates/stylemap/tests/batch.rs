@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, max_abs_diff};
+use common::{core_forward, fixture, max_abs_diff};
 use stylemap::core::sampler;
 use stylemap::{LoadOptions, Mapper, Network, load};
 
@@ -27,25 +27,6 @@ fn labels(net: &Network, n: usize) -> Vec<f32> {
         }
     }
     c
-}
-
-/// Per-sample core forward: the reference every batched path is held to.
-fn core_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
-    let s = *net.spec();
-    let n = z.len() / s.z_dim;
-    let mut w = vec![0.0f32; n * s.w_dim];
-    let mut scratch = vec![0.0f32; s.scratch_len()];
-    for i in 0..n {
-        net.core()
-            .forward(
-                &z[i * s.z_dim..(i + 1) * s.z_dim],
-                &c[i * s.c_dim..(i + 1) * s.c_dim],
-                &mut scratch,
-                &mut w[i * s.w_dim..(i + 1) * s.w_dim],
-            )
-            .unwrap();
-    }
-    w
 }
 
 /// `thorough`: every thread count and threshold (cheap for the tiny fixtures;

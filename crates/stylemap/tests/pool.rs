@@ -12,11 +12,14 @@
 // `GlobalAlloc` impl cannot be written without it.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use common::core_forward;
 use stylemap::core::kernels::gemm::{PackedNetwork, pack_network, packed_network_len};
 use stylemap::core::{Kernel, MappingSpec, sampler};
 use stylemap::pool::{CHUNK, GEMM_CHUNK, RowMode, RowPool, split_rows};
@@ -176,25 +179,6 @@ fn zs(net: &Network, n: usize, seed: u64) -> Vec<f32> {
 
 fn labels(net: &Network, n: usize, seed: u64) -> Vec<f32> {
     values(n * net.spec().c_dim, seed, 1.0)
-}
-
-/// The reference: the core's single-threaded forward, one sample at a time.
-fn core_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
-    let s = *net.spec();
-    let n = z.len() / s.z_dim;
-    let mut w = vec![0.0f32; n * s.w_dim];
-    let mut scratch = vec![0.0f32; s.scratch_len()];
-    for i in 0..n {
-        net.core()
-            .forward(
-                &z[i * s.z_dim..(i + 1) * s.z_dim],
-                &c[i * s.c_dim..(i + 1) * s.c_dim],
-                &mut scratch,
-                &mut w[i * s.w_dim..(i + 1) * s.w_dim],
-            )
-            .unwrap();
-    }
-    w
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

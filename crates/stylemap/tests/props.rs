@@ -457,10 +457,9 @@ fn broadcast_and_mixing_reject_non_finite_inputs() {
     assert!(e.to_string().contains("overflow"), "{e}");
 }
 
-/// Weights of 1e30 (finite) overflow f32 inside the network: an error on
-/// every path, never a silent inf/NaN.
-#[test]
-fn overflow_is_an_error_on_the_gemv_path() {
+/// A network whose weights of 1e30 (finite) overflow f32 inside it, and two
+/// latents for it.
+fn overflowing_net() -> (Network, Vec<f32>) {
     let spec = MappingSpec::nvlabs(3, 0, 2, 2, 2);
     let net = Network::from_parts(
         spec,
@@ -469,7 +468,14 @@ fn overflow_is_an_error_on_the_gemv_path() {
         Layout::Nvlabs,
     )
     .unwrap();
-    let z = vec![0.5f32; 2 * 3];
+    (net, vec![0.5f32; 2 * 3])
+}
+
+/// Weights of 1e30 (finite) overflow f32 inside the network: an error on
+/// every path, never a silent inf/NaN.
+#[test]
+fn overflow_is_an_error_on_the_gemv_path() {
+    let (net, z) = overflowing_net();
     let mut w = vec![0.0f32; 2 * 2];
     let e = Mapper::new(&net)
         .with_gemm_threshold(usize::MAX)
@@ -481,15 +487,7 @@ fn overflow_is_an_error_on_the_gemv_path() {
 /// The same through the batched paths (packed GEMM and sgemm).
 #[test]
 fn overflow_is_an_error_on_the_gemm_path() {
-    let spec = MappingSpec::nvlabs(3, 0, 2, 2, 2);
-    let net = Network::from_parts(
-        spec,
-        vec![1.0e30; spec.param_len()],
-        vec![0.0; 2],
-        Layout::Nvlabs,
-    )
-    .unwrap();
-    let z = vec![0.5f32; 2 * 3];
+    let (net, z) = overflowing_net();
     for backend in [GemmBackend::Packed, GemmBackend::Sgemm] {
         let mut w = vec![0.0f32; 2 * 2];
         let r = Mapper::new(&net)

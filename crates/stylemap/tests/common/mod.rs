@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
+use stylemap::Network;
 
 /// `tests/fixtures/checkpoints/` of the workspace.
 pub fn fixtures() -> PathBuf {
@@ -153,4 +154,24 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// Per-sample core forward (single-threaded, one sample at a time): the
+/// reference every batched and pooled path is held to.
+pub fn core_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
+    let s = *net.spec();
+    let n = z.len() / s.z_dim;
+    let mut w = vec![0.0f32; n * s.w_dim];
+    let mut scratch = vec![0.0f32; s.scratch_len()];
+    for i in 0..n {
+        net.core()
+            .forward(
+                &z[i * s.z_dim..(i + 1) * s.z_dim],
+                &c[i * s.c_dim..(i + 1) * s.c_dim],
+                &mut scratch,
+                &mut w[i * s.w_dim..(i + 1) * s.w_dim],
+            )
+            .unwrap();
+    }
+    w
 }
