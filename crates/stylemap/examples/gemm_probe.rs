@@ -42,8 +42,18 @@ fn main() {
     }
     // Eight distinct layers (8 MiB of weights: L3, not L2) chained as the
     // network chains them: the layer numbers above minus L3 streaming.
-    let layers: Vec<Vec<f32>> = (0..8)
-        .map(|l| p.iter().map(|v| v * (1.0 + l as f32 * 1e-3)).collect())
+    // Set STYLEMAP_PROBE_SMALL_PAGES to hold them in Vecs (4 KiB pages)
+    // instead of the huge-page buffers the network uses (stylemap::bigbuf).
+    let small = std::env::var_os("STYLEMAP_PROBE_SMALL_PAGES").is_some();
+    let layers: Vec<Box<dyn AsRef<[f32]>>> = (0..8)
+        .map(|l| {
+            let v: Vec<f32> = p.iter().map(|v| v * (1.0 + l as f32 * 1e-3)).collect();
+            if small {
+                Box::new(v) as Box<dyn AsRef<[f32]>>
+            } else {
+                Box::new(stylemap::bigbuf::BigBuf::copy_from(&v))
+            }
+        })
         .collect();
     for b in [64usize, 128] {
         let mut a: Vec<f32> = (0..b * inp)
@@ -52,7 +62,16 @@ fn main() {
         let mut c = vec![0.0f32; b * out];
         let t = min_time(100, || {
             for l in &layers {
-                gemm_packed_bias_act(k, l, &bias, &a, inp, Activation::LeakyRelu, &mut c).unwrap();
+                gemm_packed_bias_act(
+                    k,
+                    (**l).as_ref(),
+                    &bias,
+                    &a,
+                    inp,
+                    Activation::LeakyRelu,
+                    &mut c,
+                )
+                .unwrap();
                 std::mem::swap(&mut a, &mut c);
             }
         });

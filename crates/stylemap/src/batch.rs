@@ -43,6 +43,7 @@ use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
 use stylemap_core::{Kernel, MappingSpec};
 
+use crate::bigbuf::BigBuf;
 use crate::error::{Error, check_finite};
 use crate::network::Network;
 use crate::pool::{ROW_BLOCK, RowMode, RowPool};
@@ -131,7 +132,7 @@ pub struct Mapper<'n> {
     pool: Option<RowPool>,
     /// The weights packed for the batched kernels, built on first use and
     /// shared with the pool's threads.
-    packed: Option<Arc<PackedNetwork<Vec<f32>>>>,
+    packed: Option<Arc<PackedNetwork<BigBuf<f32>>>>,
 }
 
 impl<'n> Mapper<'n> {
@@ -275,7 +276,7 @@ impl<'n> Mapper<'n> {
     }
 
     /// The weights packed for the batched kernels (packed on first use).
-    fn packed(&mut self) -> Result<Arc<PackedNetwork<Vec<f32>>>, Error> {
+    fn packed(&mut self) -> Result<Arc<PackedNetwork<BigBuf<f32>>>, Error> {
         if let Some(p) = &self.packed {
             return Ok(Arc::clone(p));
         }

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod bigbuf;
 pub mod broadcast;
 mod builtin_w_avg;
 pub mod error;

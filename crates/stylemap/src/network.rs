@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::bigbuf::BigBuf;
+
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::{self, RawLayer, RawParams};
@@ -77,7 +79,7 @@ pub const BUILTIN_W_AVG_SAMPLES: usize = 4096;
 /// than a copy; changing a shared network (its `w_avg`) copies it first.
 #[derive(Clone, Debug)]
 pub struct Network {
-    core: Arc<MappingNetwork<Vec<f32>>>,
+    core: Arc<MappingNetwork<BigBuf<f32>>>,
     layout: Layout,
     w_avg_source: WAvgSource,
     metadata: BTreeMap<String, String>,
@@ -112,7 +114,10 @@ impl Network {
         layout: Layout,
         kernel: Option<Kernel>,
     ) -> Result<Network, Error> {
-        let mut core = MappingNetwork::new(spec, folded, w_avg)?;
+        // The weights move to a huge-page buffer (crate::bigbuf): every
+        // forward streams them.
+        let mut core =
+            MappingNetwork::new(spec, BigBuf::copy_from(&folded), BigBuf::copy_from(&w_avg))?;
         if let Some(k) = kernel {
             core = core.with_kernel(k)?;
         }
@@ -204,13 +209,13 @@ impl Network {
     }
 
     /// The core network (folded parameters, `w_avg`, kernel).
-    pub fn core(&self) -> &MappingNetwork<Vec<f32>> {
+    pub fn core(&self) -> &MappingNetwork<BigBuf<f32>> {
         &self.core
     }
 
     /// The core network as the shared handle the pool's GEMV source keeps
     /// (so it holds no second copy of the weights).
-    pub(crate) fn shared_core(&self) -> &Arc<MappingNetwork<Vec<f32>>> {
+    pub(crate) fn shared_core(&self) -> &Arc<MappingNetwork<BigBuf<f32>>> {
         &self.core
     }
 
@@ -270,7 +275,7 @@ impl Network {
             )));
         }
         crate::error::check_finite("w_avg", &w_avg, 0)?;
-        Arc::make_mut(&mut self.core).replace_w_avg(w_avg)?;
+        Arc::make_mut(&mut self.core).replace_w_avg(BigBuf::copy_from(&w_avg))?;
         self.w_avg_source = source;
         Ok(())
     }

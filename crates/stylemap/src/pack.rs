@@ -85,6 +85,7 @@ use stylemap_core::{Kernel, MappingSpec, sampler};
 
 pub use stylemap_core::pack::{MAGIC, Pack, PackError, Precision};
 
+use crate::bigbuf::BigBuf;
 use crate::error::Error;
 use crate::network::{Layout, Network, WAvgSource};
 use crate::pool::{RowMode, RowPool, RowSource};
@@ -140,31 +141,23 @@ impl QuantOptions {
 }
 
 /// Owned bytes whose first byte sits on a 64-byte boundary, as
-/// [`Pack::parse`] wants them (over-allocates 63 bytes, no unsafe).
+/// [`Pack::parse`] wants them; large packs lie on huge pages
+/// ([`crate::bigbuf`]).
 #[derive(Clone)]
-pub struct AlignedBytes {
-    buf: Vec<u8>,
-    off: usize,
-    len: usize,
-}
+pub struct AlignedBytes(BigBuf<u8>);
 
 impl std::fmt::Debug for AlignedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AlignedBytes({} bytes)", self.len)
+        write!(f, "AlignedBytes({} bytes)", self.0.len())
     }
 }
 
 impl AlignedBytes {
     /// `len` zero bytes; an error instead of an abort if memory is short.
     pub fn zeroed(len: usize) -> Result<AlignedBytes, Error> {
-        let too_big = || Error::invalid(format!("cannot allocate {len} bytes for a pack"));
-        let cap = len.checked_add(63).ok_or_else(too_big)?;
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(cap).map_err(|_| too_big())?;
-        buf.resize(cap, 0);
-        // The heap block never moves: `buf` is never grown again.
-        let off = buf.as_ptr().align_offset(64).min(63);
-        Ok(AlignedBytes { buf, off, len })
+        BigBuf::try_zeroed(len)
+            .map(AlignedBytes)
+            .ok_or_else(|| Error::invalid(format!("cannot allocate {len} bytes for a pack")))
     }
 
     /// A 64-byte aligned copy of `bytes`.
@@ -176,13 +169,13 @@ impl AlignedBytes {
 
     /// The bytes, mutable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.buf[self.off..self.off + self.len]
+        &mut self.0
     }
 }
 
 impl AsRef<[u8]> for AlignedBytes {
     fn as_ref(&self) -> &[u8] {
-        &self.buf[self.off..self.off + self.len]
+        &self.0
     }
 }
 

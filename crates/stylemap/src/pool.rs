@@ -91,6 +91,7 @@ use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::Activation;
 use stylemap_core::{Kernel, MappingNetwork, MappingSpec};
 
+use crate::bigbuf::BigBuf;
 use crate::error::Error;
 use crate::network::Network;
 
@@ -443,13 +444,13 @@ fn range_in(buf: &[f32], part: &[f32]) -> Range<usize> {
 /// [`RowMode::Gemv`]. Shares the [`Network`]'s buffer (no copy of the
 /// weights).
 struct GemvRows {
-    net: Arc<MappingNetwork<Vec<f32>>>,
+    net: Arc<MappingNetwork<BigBuf<f32>>>,
     /// The fc layers in `net.params()`.
     layers: Box<[LayerAt]>,
 }
 
 impl GemvRows {
-    fn new(net: Arc<MappingNetwork<Vec<f32>>>) -> GemvRows {
+    fn new(net: Arc<MappingNetwork<BigBuf<f32>>>) -> GemvRows {
         let buf = net.params();
         let layers = net.layers().1.map(|l| {
             let shape = (l.in_features, l.out_features);
@@ -513,7 +514,7 @@ impl RowSource for GemvRows {
 /// The packed batched kernels on whole panels, the chunk at once:
 /// [`RowMode::Packed`].
 struct PackedRows {
-    net: Arc<PackedNetwork<Vec<f32>>>,
+    net: Arc<PackedNetwork<BigBuf<f32>>>,
     /// The fc layers in `net.packed()`.
     layers: Box<[LayerAt]>,
     /// Rows per packed panel.
@@ -521,7 +522,7 @@ struct PackedRows {
 }
 
 impl PackedRows {
-    fn new(net: Arc<PackedNetwork<Vec<f32>>>) -> PackedRows {
+    fn new(net: Arc<PackedNetwork<BigBuf<f32>>>) -> PackedRows {
         let buf = net.packed();
         let layers = net.layers().1.map(|l| {
             let shape = (l.in_features, l.out_features);
@@ -776,17 +777,17 @@ impl fmt::Debug for RowPool {
 
 /// Packs `net`'s weights for its kernel's batched layout
 /// ([`stylemap_core::kernels::gemm`]).
-pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<Vec<f32>>, Error> {
+pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<BigBuf<f32>>, Error> {
     use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
     let spec = net.spec();
     let kernel = net.kernel();
-    let mut buf = vec![0.0f32; packed_network_len(spec, kernel)];
+    let mut buf = BigBuf::zeroed(packed_network_len(spec, kernel));
     pack_network(spec, net.core().params(), kernel, &mut buf)?;
     Ok(PackedNetwork::new(
         *spec,
         kernel,
         buf,
-        net.w_avg().to_vec(),
+        BigBuf::copy_from(net.w_avg()),
     )?)
 }
 
@@ -807,7 +808,7 @@ impl RowPool {
     pub(crate) fn with_packed(
         net: &Network,
         threads: usize,
-        packed: Arc<PackedNetwork<Vec<f32>>>,
+        packed: Arc<PackedNetwork<BigBuf<f32>>>,
     ) -> Result<RowPool, Error> {
         let sources = Sources {
             per_sample: Arc::new(GemvRows::new(Arc::clone(net.shared_core()))),
