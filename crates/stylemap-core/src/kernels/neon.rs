@@ -11,7 +11,7 @@
 use core::arch::aarch64::*;
 
 use super::simd::{self, Simd};
-use crate::spec::Activation;
+use crate::spec::{Activation, LRELU_SLOPE};
 
 /// Rows per block: as on x86 (32 vector registers hold 8 accumulators
 /// easily); not measured on aarch64 hardware.
@@ -48,7 +48,7 @@ pub(crate) fn dispatch(
 }
 
 /// NEON: 4 lanes.
-struct Neon;
+pub(crate) struct Neon;
 
 impl Simd for Neon {
     const LANES: usize = 4;
@@ -89,5 +89,49 @@ impl Simd for Neon {
         // Pairwise: (v0 + v1) + (v2 + v3).
         // SAFETY: NEON is enabled for this build (module cfg).
         unsafe { vaddvq_f32(v) }
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> float32x4_t {
+        // SAFETY: p is readable (contract); NEON is enabled (module cfg).
+        unsafe { vld1q_dup_f32(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn bias_act(acc: float32x4_t, bias: float32x4_t, act: Activation) -> float32x4_t {
+        // SAFETY: NEON is enabled for this build (module cfg).
+        unsafe {
+            let v = vaddq_f32(acc, bias);
+            match act {
+                Activation::LeakyRelu => {
+                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
+                    let neg = vcltq_f32(v, vdupq_n_f32(0.0));
+                    vbslq_f32(neg, vmulq_n_f32(v, LRELU_SLOPE), v)
+                }
+                Activation::Linear => v,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: float32x4_t) {
+        // SAFETY: 4 floats at p are writable (contract); NEON is enabled.
+        unsafe { vst1q_f32(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: float32x4_t, n: usize) {
+        let mut lanes = [0.0f32; 4];
+        // SAFETY: `lanes` holds 4 floats; NEON is enabled (module cfg).
+        unsafe { vst1q_f32(lanes.as_mut_ptr(), v) };
+        // SAFETY: n < 4 floats at p are writable (contract); a local array
+        // cannot overlap the caller's slice.
+        unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n) };
+    }
+
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const f32) {
+        // The stable aarch64 intrinsics have no prefetch; the hardware
+        // prefetchers follow the sequential panel stream.
     }
 }

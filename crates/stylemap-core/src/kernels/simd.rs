@@ -1,6 +1,9 @@
-//! The one GEMV body that every hand-written intrinsics kernel instantiates
-//! (matrixmultiply style): an instruction set is a [`Simd`] implementation,
-//! a kernel is a thin `#[target_feature]` wrapper around [`gemv`].
+//! The per-instruction-set vector primitives ([`Simd`], implemented once
+//! per instruction set in `kernels::{x86, neon}`), and the one GEMV body
+//! that every hand-written intrinsics kernel instantiates (matrixmultiply
+//! style): a kernel is a thin `#[target_feature]` wrapper around [`gemv`].
+//! The batched (`kernels::gemm`) and reduced-precision (`kernels::quant`)
+//! bodies build on the same [`Simd`] implementations.
 //!
 //! # The loop
 //!
@@ -26,7 +29,8 @@
 
 use crate::spec::Activation;
 
-/// One vector instruction set, as the GEMV body needs it.
+/// One vector instruction set, as the GEMV, batched and reduced-precision
+/// bodies need it.
 ///
 /// Every method may execute instructions of its instruction set: callers
 /// guarantee those target features are enabled (verified at run time, or
@@ -57,6 +61,12 @@ pub(crate) trait Simd {
     /// readable.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
 
+    /// `*p` in every lane.
+    ///
+    /// # Safety
+    /// The instruction set is available and `p` is readable.
+    unsafe fn broadcast(p: *const f32) -> Self::V;
+
     /// `a * b + c`, each lane rounded once.
     ///
     /// # Safety
@@ -68,6 +78,33 @@ pub(crate) trait Simd {
     /// # Safety
     /// The instruction set is available.
     unsafe fn reduce(v: Self::V) -> f32;
+
+    /// The epilogue per lane, exactly [`crate::kernels::epilogue`]:
+    /// `v = acc + bias`, then `v * 0.2` where `v < 0` for leaky ReLU.
+    ///
+    /// # Safety
+    /// The instruction set is available.
+    unsafe fn bias_act(acc: Self::V, bias: Self::V, act: Activation) -> Self::V;
+
+    /// Stores `LANES` floats at `p` (any alignment).
+    ///
+    /// # Safety
+    /// The instruction set is available and `p..p + LANES` is writable.
+    unsafe fn store(p: *mut f32, v: Self::V);
+
+    /// Stores the low `n` lanes at `p`; writes nothing past `p + n`.
+    ///
+    /// # Safety
+    /// The instruction set is available, `0 < n < LANES` and `p..p + n` is
+    /// writable.
+    unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
+
+    /// Hints that the cache line holding `p` will be read soon. Never
+    /// dereferences `p`: any address is allowed.
+    ///
+    /// # Safety
+    /// The instruction set is available.
+    unsafe fn prefetch(p: *const f32);
 }
 
 /// `y = act(W x + b)` for `W` row-major `[rows, x.len()]`, `R` rows at a time.

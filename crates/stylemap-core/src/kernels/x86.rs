@@ -2,8 +2,10 @@
 //! time.
 //!
 //! Both are thin `#[target_feature]` wrappers around the one generic GEMV body
-//! shared with the NEON kernel (the private `kernels::simd` module); this file
-//! only says how to load, multiply-add and reduce a vector. CPU support is
+//! shared with the NEON kernel (the private `kernels::simd` module). This
+//! file also holds the x86 [`Simd`] implementations (how to load, broadcast,
+//! multiply-add, reduce, store and prefetch a vector) that the batched
+//! (`kernels::gemm`) and reduced-precision (`kernels::quant`) kernels use. CPU support is
 //! detected with `cpufeatures` (CPUID + XGETBV, so the OS must also save the
 //! wide registers), which works without `std` and caches its answer in an
 //! atomic after the first call.
@@ -23,7 +25,7 @@
 use core::arch::x86_64::*;
 
 use super::simd::{self, Simd};
-use crate::spec::Activation;
+use crate::spec::{Activation, LRELU_SLOPE};
 
 cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
 cpufeatures::new!(cpuid_avx512f, "avx512f");
@@ -120,10 +122,23 @@ fn reduce128(s: __m128) -> f32 {
     }
 }
 
-/// AVX (+FMA): 8 lanes.
-struct Avx2;
+/// AVX2 + FMA: 8 lanes.
+pub(crate) struct Avx2;
 
 impl Avx2 {
+    /// Lane mask for lanes `0..n`.
+    ///
+    /// # Safety
+    /// AVX is available.
+    #[inline(always)]
+    unsafe fn mask(n: usize) -> __m256i {
+        // SAFETY: AVX is available (contract).
+        unsafe {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+        }
+    }
+
     /// Halves then [`reduce128`]: lane i + lane i+4 first.
     ///
     /// # Safety
@@ -158,11 +173,7 @@ impl Simd for Avx2 {
         // SAFETY: AVX2 is available (contract). maskload reads only the lanes
         // whose mask is set, lanes 0..n, which are readable (contract), and
         // zeroes the others.
-        unsafe {
-            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
-            _mm256_maskload_ps(p, mask)
-        }
+        unsafe { _mm256_maskload_ps(p, Avx2::mask(n)) }
     }
 
     #[inline(always)]
@@ -176,10 +187,53 @@ impl Simd for Avx2 {
         // SAFETY: AVX is available (contract).
         unsafe { Avx2::reduce256(v) }
     }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> __m256 {
+        // SAFETY: AVX is available and p is readable (contract).
+        unsafe { _mm256_set1_ps(p.read()) }
+    }
+
+    #[inline(always)]
+    unsafe fn bias_act(acc: __m256, bias: __m256, act: Activation) -> __m256 {
+        // SAFETY: AVX is available (contract).
+        unsafe {
+            let v = _mm256_add_ps(acc, bias);
+            match act {
+                Activation::LeakyRelu => {
+                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
+                    let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
+                    let scaled = _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE));
+                    _mm256_blendv_ps(v, scaled, neg)
+                }
+                Activation::Linear => v,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: AVX is available and 8 floats at p are writable (contract).
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: __m256, n: usize) {
+        // SAFETY: AVX2 is available (contract). maskstore writes only the
+        // lanes whose mask is set, lanes 0..n, which are writable (contract).
+        unsafe { _mm256_maskstore_ps(p, Avx2::mask(n), v) }
+    }
+
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: prefetch is SSE (x86-64 baseline) and never faults or
+        // dereferences: any address is allowed.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
 }
 
 /// AVX-512F: 16 lanes.
-struct Avx512;
+pub(crate) struct Avx512;
 
 impl Simd for Avx512 {
     const LANES: usize = 16;
@@ -221,5 +275,48 @@ impl Simd for Avx512 {
             let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
             Avx2::reduce256(_mm256_add_ps(lo, hi))
         }
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> __m512 {
+        // SAFETY: AVX-512F is available and p is readable (contract).
+        unsafe { _mm512_set1_ps(p.read()) }
+    }
+
+    #[inline(always)]
+    unsafe fn bias_act(acc: __m512, bias: __m512, act: Activation) -> __m512 {
+        // SAFETY: AVX-512F is available (contract).
+        unsafe {
+            let v = _mm512_add_ps(acc, bias);
+            match act {
+                Activation::LeakyRelu => {
+                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
+                    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+                    _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(LRELU_SLOPE))
+                }
+                Activation::Linear => v,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: AVX-512F is available and 16 floats at p are writable
+        // (contract); storeu has no alignment requirement.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: __m512, n: usize) {
+        // SAFETY: AVX-512F is available (contract); n < 16. A masked store
+        // writes (and can fault on) only lanes 0..n, which are writable.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+    }
+
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: prefetch is SSE (x86-64 baseline) and never faults or
+        // dereferences: any address is allowed.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
     }
 }

@@ -1,5 +1,6 @@
 //! The one batched body every hand-written intrinsics kernel instantiates:
-//! an instruction set is a [`GemmSimd`] implementation, a kernel is a thin
+//! an instruction set is a [`Simd`] implementation (shared with the GEMV
+//! and reduced-precision bodies), a kernel is a thin
 //! `#[target_feature]` wrapper around [`gemm`] with its block shape.
 //!
 //! # The loops
@@ -42,78 +43,8 @@
 //! depend on `MR`, `KC`, the batch, or the instruction set.
 #![allow(unsafe_code)]
 
+use crate::kernels::simd::Simd;
 use crate::spec::Activation;
-
-/// One vector instruction set, as the batched body needs it.
-///
-/// Every method may execute instructions of its instruction set: callers
-/// guarantee those target features are enabled (verified at run time, or
-/// enabled for the whole build).
-pub(crate) trait GemmSimd {
-    /// f32 lanes per vector.
-    const LANES: usize;
-    /// The vector type.
-    type V: Copy;
-
-    /// All lanes zero.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn zero() -> Self::V;
-
-    /// Loads `LANES` floats from `p` (any alignment).
-    ///
-    /// # Safety
-    /// The instruction set is available and `p..p + LANES` is readable.
-    unsafe fn load(p: *const f32) -> Self::V;
-
-    /// Loads `n` floats from `p` into the low lanes, zeroing the rest; reads
-    /// nothing past `p + n`.
-    ///
-    /// # Safety
-    /// The instruction set is available, `0 < n < LANES` and `p..p + n` is
-    /// readable.
-    unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
-
-    /// `*p` in every lane.
-    ///
-    /// # Safety
-    /// The instruction set is available and `p` is readable.
-    unsafe fn broadcast(p: *const f32) -> Self::V;
-
-    /// `a * b + c`, each lane rounded once.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-
-    /// The epilogue per lane, exactly [`crate::kernels::epilogue`]:
-    /// `v = acc + bias`, then `v * 0.2` where `v < 0` for leaky ReLU.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn bias_act(acc: Self::V, bias: Self::V, act: Activation) -> Self::V;
-
-    /// Stores `LANES` floats at `p` (any alignment).
-    ///
-    /// # Safety
-    /// The instruction set is available and `p..p + LANES` is writable.
-    unsafe fn store(p: *mut f32, v: Self::V);
-
-    /// Stores the low `n` lanes at `p`; writes nothing past `p + n`.
-    ///
-    /// # Safety
-    /// The instruction set is available, `0 < n < LANES` and `p..p + n` is
-    /// writable.
-    unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
-
-    /// Hints that the cache line holding `p` will be read soon. Never
-    /// dereferences `p`: any address is allowed.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn prefetch(p: *const f32);
-}
 
 /// How many weight blocks ahead the first sample block prefetches.
 /// Measured (AVX-512, 8 x 512 layers, B = 8): 2 beat 1 and 4 by a few
@@ -159,7 +90,7 @@ pub(crate) struct Block {
 /// # Safety
 /// `S`'s instruction set is available on this CPU.
 #[inline(always)]
-pub(crate) unsafe fn gemm<S: GemmSimd, R: Rows, const NV: usize, const KC: usize>(
+pub(crate) unsafe fn gemm<S: Simd, R: Rows, const NV: usize, const KC: usize>(
     packed: &[f32],
     bias: &[f32],
     x: &[f32],
@@ -235,7 +166,7 @@ pub(crate) trait Rows {
     ///
     /// # Safety
     /// As [`block`], for `m` sample rows.
-    unsafe fn block<S: GemmSimd, const NV: usize>(blk: Block, m: usize, first: bool);
+    unsafe fn block<S: Simd, const NV: usize>(blk: Block, m: usize, first: bool);
 }
 
 /// Defines a [`Rows`] marker: `rows!(Name, MR, [1 2 .. MR-1])`.
@@ -248,7 +179,7 @@ macro_rules! rows {
             const MR: usize = $mr;
 
             #[inline(always)]
-            unsafe fn block<S: GemmSimd, const NV: usize>(blk: Block, m: usize, first: bool) {
+            unsafe fn block<S: Simd, const NV: usize>(blk: Block, m: usize, first: bool) {
                 match (m, first) {
                     // SAFETY: `m` rows are valid (caller).
                     ($mr, true) => unsafe { block::<S, NV, $mr, true>(blk) },
@@ -282,7 +213,7 @@ rows!(Rows14, 14, [1 2 3 4 5 6 7 8 9 10 11 12 13]);
 /// readable; for `i < M`, `blk.x + i * inp .. + kc` is readable and
 /// `blk.y + i * out .. + cols` is readable and writable; `1 <= cols <= NR`.
 #[inline(always)]
-unsafe fn block<S: GemmSimd, const NV: usize, const M: usize, const PF: bool>(blk: Block) {
+unsafe fn block<S: Simd, const NV: usize, const M: usize, const PF: bool>(blk: Block) {
     let lanes = S::LANES;
     let nr = NV * lanes;
     // SAFETY: S is available (caller).
@@ -347,7 +278,7 @@ unsafe fn block<S: GemmSimd, const NV: usize, const M: usize, const PF: bool>(bl
 /// `S` is available; `blk.bias .. + cols` is readable; for `i < M`,
 /// `blk.y + i * out .. + cols` is writable; `1 <= cols <= NR`.
 #[inline(always)]
-unsafe fn epilogue<S: GemmSimd, const NV: usize, const M: usize>(acc: [[S::V; NV]; M], blk: Block) {
+unsafe fn epilogue<S: Simd, const NV: usize, const M: usize>(acc: [[S::V; NV]; M], blk: Block) {
     let lanes = S::LANES;
     let mut bv = [acc[0][0]; NV];
     for (v, b) in bv.iter_mut().enumerate() {
@@ -389,7 +320,7 @@ unsafe fn epilogue<S: GemmSimd, const NV: usize, const M: usize>(acc: [[S::V; NV
 /// # Safety
 /// `S` is available, `n > 0` and `p .. p + min(n, LANES)` is readable.
 #[inline(always)]
-unsafe fn load_upto<S: GemmSimd>(p: *const f32, n: usize) -> S::V {
+unsafe fn load_upto<S: Simd>(p: *const f32, n: usize) -> S::V {
     // SAFETY: as the contract; load_partial gets 0 < n < LANES.
     unsafe {
         if n >= S::LANES {
