@@ -12,7 +12,11 @@ then per layer `y = x @ W.T + b` and leaky ReLU (slope 0.2).
 - onnxruntime: the same graph as ONNX (ReduceMean/Sqrt/Div, then MatMul,
   Add, LeakyRelu per layer; batch dimension dynamic), default graph
   optimisations, `intra_op_num_threads` = the thread count. Needs the
-  `onnxruntime` and `onnx` packages; skipped with a note if absent.
+  `onnxruntime` and `onnx` packages.
+- torch / torch.compile: `addmm` + `leaky_relu` per layer under
+  `inference_mode`, `torch.set_num_threads`; compiled with inductor
+  (`dynamic=False`: one graph per batch size, compiled in the warm-up).
+A peer whose package is missing is skipped with a note.
 
     python3 tools/peers.py --threads 1,2 --batch 1,8,64,512 --json
 
@@ -101,11 +105,42 @@ def ort_forward(threads):
     return f"onnxruntime-{ort.__version__}", forward
 
 
+def torch_forward(threads, compiled):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    _, wts, bs = network()
+    ws = [torch.from_numpy(w) for w in wts]
+    bt = [torch.from_numpy(b) for b in bs]
+
+    def fwd(z):
+        x = z * torch.rsqrt(torch.mean(z * z, dim=1, keepdim=True) + 1e-8)
+        for w, b in zip(ws, bt):
+            x = torch.nn.functional.leaky_relu(torch.addmm(b, x, w), 0.2)
+        return x
+
+    f = torch.compile(fwd, dynamic=False) if compiled else fwd
+
+    def forward(z):
+        with torch.inference_mode():
+            return f(torch.from_numpy(z))
+
+    name = "torch.compile" if compiled else "torch-eager"
+    return f"{name}-{torch.__version__.split('+')[0]}", forward
+
+
 def child(peer, threads, batches, seconds):
     import numpy as np
 
+    makers = {
+        "numpy": numpy_forward,
+        "onnxruntime": lambda: ort_forward(threads),
+        "torch": lambda: torch_forward(threads, False),
+        "torch.compile": lambda: torch_forward(threads, True),
+    }
     try:
-        variant, forward = numpy_forward() if peer == "numpy" else ort_forward(threads)
+        variant, forward = makers[peer]()
     except ImportError as e:
         print(f"note: {peer} skipped ({e})", file=sys.stderr)
         return
@@ -137,7 +172,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", default="1,8,64,512")
     ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--peers", default="numpy,onnxruntime")
+    ap.add_argument("--peers", default="numpy,onnxruntime,torch,torch.compile")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
