@@ -258,6 +258,39 @@ fn scalar_batched_kernel_equals_the_gemv_oracle_bit_for_bit() {
     }
 }
 
+/// Naming the weights that run next (only prefetched) changes no bit, and
+/// no `next` (empty, unrelated, short, the weights themselves) is read.
+#[test]
+fn next_weights_are_only_a_hint() {
+    let (out, inp, batch) = (70, 600, 20);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+    let w = uniform(&mut rng, out * inp);
+    let b = uniform(&mut rng, out);
+    let x = uniform(&mut rng, batch * inp);
+    let ran = for_each_kernel(|kernel| {
+        let packed = pack(kernel, &w, out, inp, 0);
+        let want = run_bits(kernel, &packed, &b, &x, inp);
+        let other = uniform(&mut rng, 3 * packed.len());
+        for next in [&[][..], &other[..], &other[..5], &packed[..]] {
+            let mut y = vec![f32::NAN; batch * out];
+            gemm::gemm_packed_bias_act_then(
+                kernel,
+                &packed,
+                &b,
+                &x,
+                inp,
+                Activation::LeakyRelu,
+                &mut y,
+                next,
+            )
+            .unwrap();
+            let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{kernel:?}, next of {}", next.len());
+        }
+    });
+    assert_all_exercised(&ran);
+}
+
 /// AVX2, AVX-512 and NEON all sum with one FMA per term in index order, so
 /// whichever of them run here agree bit for bit (different panel widths
 /// and block shapes included).

@@ -85,7 +85,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use stylemap_core::kernels::gemm::{PackedNetwork, gemm_packed_bias_act};
+use stylemap_core::kernels::gemm::{
+    PackedNetwork, gemm_packed_bias_act, gemm_packed_bias_act_then,
+};
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::Activation;
@@ -573,8 +575,15 @@ impl RowSource for PackedRows {
         let (p0, p1) = (mine.start / nr, mine.end.div_ceil(nr));
         let weight = &weight[p0 * nr * inp..p1 * nr * inp];
         let bias = &bias[mine.clone()];
+        // This thread's panels of the layer it runs next (the first layer
+        // after the last: the next call), for the kernel to prefetch.
+        let after = &self.layers[(l + 1) % self.layers.len()];
+        let (next, _) = after.slices(self.net.packed());
+        let next = next
+            .get(p0 * nr * after.in_features..p1 * nr * after.in_features)
+            .unwrap_or(&[]);
         spread_rows(mine, pl.out_features, x.len() / inp, dense, y, |d| {
-            gemm_packed_bias_act(self.kernel(), weight, bias, x, inp, pl.activation, d)
+            gemm_packed_bias_act_then(self.kernel(), weight, bias, x, inp, pl.activation, d, next)
                 .expect("the pool's panels match the layer shapes");
         });
     }

@@ -318,6 +318,26 @@ pub fn gemm_packed_bias_act(
     act: Activation,
     y: &mut [f32],
 ) -> Result<(), Error> {
+    gemm_packed_bias_act_then(kernel, packed, bias, x, in_features, act, y, &[])
+}
+
+/// [`gemm_packed_bias_act`], naming `next`: the packed weights the caller
+/// will run after these. Once a call has prefetched its own weights it goes
+/// on into `next` (only prefetched, never read; any length), so a thread
+/// that owns a slice of every layer (the std crate's pool) starts its next
+/// layer with its weights on the way instead of prefetching another
+/// thread's. Same checks and results as [`gemm_packed_bias_act`].
+#[allow(clippy::too_many_arguments)] // the kernel's arguments plus `next`
+pub fn gemm_packed_bias_act_then(
+    kernel: Kernel,
+    packed: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    in_features: usize,
+    act: Activation,
+    y: &mut [f32],
+    next: &[f32],
+) -> Result<(), Error> {
     if !kernel.is_available() {
         return Err(Error::KernelUnavailable);
     }
@@ -335,7 +355,7 @@ pub fn gemm_packed_bias_act(
     let nr = kernel.packed_nr();
     let plen = checked_packed_len(out, in_features, nr).ok_or(Error::TooLarge)?;
     check_len(Operand::Gemv, packed, plen)?;
-    run(kernel, packed, bias, x, in_features, act, y);
+    run(kernel, packed, bias, x, in_features, act, y, next);
     Ok(())
 }
 
@@ -365,6 +385,7 @@ pub(crate) fn dims(
 /// Unchecked dispatch; callers guarantee the lengths chain (as
 /// [`gemm_packed_bias_act`] checks) and that `kernel` is available.
 #[inline]
+#[allow(clippy::too_many_arguments)] // the kernel's arguments plus its choice
 pub(crate) fn run(
     kernel: Kernel,
     packed: &[f32],
@@ -373,17 +394,18 @@ pub(crate) fn run(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) {
     match kernel {
         Kernel::Scalar => scalar::gemm_packed(packed, scalar::NR, bias, x, inp, act, y),
         Kernel::Portable => portable::gemm_packed_f32x8(packed, bias, x, inp, act, y),
         Kernel::Avx2 | Kernel::Avx512 | Kernel::Neon => {
             #[cfg(target_arch = "x86_64")]
-            if x86::dispatch(kernel, packed, bias, x, inp, act, y) {
+            if x86::dispatch(kernel, packed, bias, x, inp, act, y, next) {
                 return;
             }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            if neon::dispatch(kernel, packed, bias, x, inp, act, y) {
+            if neon::dispatch(kernel, packed, bias, x, inp, act, y, next) {
                 return;
             }
             // Unreachable through the checked entry points; never run an

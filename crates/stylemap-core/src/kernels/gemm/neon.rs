@@ -21,8 +21,10 @@ const KC: usize = 256;
 /// panels of 16 rows (see [`super::pack_layer`]), `x [batch, inp]`,
 /// `y [batch, bias.len()]` row-major.
 ///
-/// Lengths are the caller's contract (see [`super::gemm_packed_bias_act`]);
-/// if they do not chain, nothing is written.
+/// `next`: the weights the caller runs after these (a prefetch hint; the
+/// stable aarch64 intrinsics have none, so unused). Lengths are the
+/// caller's contract (see [`super::gemm_packed_bias_act`]); if they do not
+/// chain, nothing is written.
 pub fn gemm_packed_f32x4_neon(
     packed: &[f32],
     bias: &[f32],
@@ -30,14 +32,16 @@ pub fn gemm_packed_f32x4_neon(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) {
     // SAFETY: this module is compiled only with target_feature = "neon", so
     // NEON is available on every CPU this code can run on.
-    unsafe { simd::gemm::<Neon, simd::Rows6, NV, KC>(packed, bias, x, inp, act, y) }
+    unsafe { simd::gemm::<Neon, simd::Rows6, NV, KC>(packed, bias, x, inp, act, y, next) }
 }
 
 /// Runs `kernel` if it is [`crate::Kernel::Neon`]; returns whether it ran.
 #[inline]
+#[allow(clippy::too_many_arguments)] // the kernel's arguments plus its choice
 pub(crate) fn dispatch(
     kernel: crate::Kernel,
     packed: &[f32],
@@ -46,9 +50,10 @@ pub(crate) fn dispatch(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) -> bool {
     if kernel == crate::Kernel::Neon {
-        gemm_packed_f32x4_neon(packed, bias, x, inp, act, y);
+        gemm_packed_f32x4_neon(packed, bias, x, inp, act, y, next);
         true
     } else {
         false

@@ -228,8 +228,21 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
         let b = &mut rest[..half];
         let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
         let kernel = self.kernel;
+        let packed = self.packed.as_ref();
         let run = |l: &PackedLayer<'_>, x: &[f32], y: &mut [f32]| {
-            super::run(kernel, l.weight, l.bias, x, l.in_features, l.activation, y);
+            // Prefetching runs on past this layer's weights into the rest
+            // of the buffer: its bias, then the next layer.
+            let next = after(packed, l.weight);
+            super::run(
+                kernel,
+                l.weight,
+                l.bias,
+                x,
+                l.in_features,
+                l.activation,
+                y,
+                next,
+            );
         };
         let mut start = 0;
         while start < batch {
@@ -264,5 +277,29 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
     ) -> Result<(), Error> {
         let t = truncation::Truncation { psi, cutoff };
         truncation::broadcast_truncate(w, self.w_avg(), self.spec.num_ws, t, ws)
+    }
+}
+
+/// The part of `buf` after its sub-slice `sub` (empty if `sub` is not in
+/// `buf`): address arithmetic only, no unsafe.
+fn after<'a>(buf: &'a [f32], sub: &[f32]) -> &'a [f32] {
+    let start = buf.as_ptr() as usize;
+    let end = sub.as_ptr() as usize + size_of_val(sub);
+    let at = end.wrapping_sub(start) / size_of::<f32>();
+    buf.get(at..).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after;
+
+    #[test]
+    fn after_is_the_rest_of_the_buffer_or_empty() {
+        let buf = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(after(&buf, &buf[1..3]), &buf[3..]);
+        assert_eq!(after(&buf, &buf[..]), &[] as &[f32]);
+        assert_eq!(after(&buf, &buf[6..]), &[] as &[f32]);
+        // A sub-slice ending before the buffer starts is not in it.
+        assert_eq!(after(&buf[3..], &buf[..1]), &[] as &[f32]);
     }
 }

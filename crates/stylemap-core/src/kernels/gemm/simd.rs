@@ -97,6 +97,7 @@ pub(crate) unsafe fn gemm<S: Simd, R: Rows, const NV: usize, const KC: usize>(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) {
     let nr = NV * S::LANES;
     let Some((batch, out)) = super::dims(packed.len(), bias.len(), x.len(), inp, y.len(), nr)
@@ -128,9 +129,14 @@ pub(crate) unsafe fn gemm<S: Simd, R: Rows, const NV: usize, const KC: usize>(
                 cols: nr.min(out - col0),
                 y: yp.wrapping_add(col0),
                 out,
-                // The weights after this block's: the next k block of this
-                // panel, or the first of the next panel.
-                next: w.wrapping_add(PF_AHEAD * kc * nr),
+                // The weights PF_AHEAD blocks after this one's: further on
+                // in this call's panels, then on into `next`.
+                next: ahead(
+                    wp,
+                    packed.len(),
+                    next,
+                    p * panel_len + (k0 + PF_AHEAD * kc) * nr,
+                ),
                 first: k0 == 0,
                 last: k0 + kc == inp,
                 act,
@@ -151,6 +157,18 @@ pub(crate) unsafe fn gemm<S: Simd, R: Rows, const NV: usize, const KC: usize>(
             }
             k0 += kc;
         }
+    }
+}
+
+/// Where the weight `at` floats into this call's stream lies: in `packed`
+/// (at `base`, `len` floats) or past its end in `next`. Only prefetched,
+/// never dereferenced, so any result is sound.
+#[inline(always)]
+fn ahead(base: *const f32, len: usize, next: &[f32], at: usize) -> *const f32 {
+    if at < len {
+        base.wrapping_add(at)
+    } else {
+        next.as_ptr().wrapping_add(at - len)
     }
 }
 

@@ -41,8 +41,10 @@ const AVX2_NV: usize = super::AVX2_NR / 8;
 /// packed in panels of 32 rows (see [`super::pack_layer`]), `x [batch, inp]`,
 /// `y [batch, bias.len()]` row-major.
 ///
-/// Lengths are not a safety condition: if they do not chain (see
-/// [`super::gemm_packed_bias_act`]) nothing is written.
+/// `next`: the weights the caller runs after these (prefetched once this
+/// call's own are, never read; may be empty). Lengths are not a safety
+/// condition: if they do not chain (see [`super::gemm_packed_bias_act`])
+/// nothing is written.
 ///
 /// # Safety
 /// The CPU must support AVX-512F (see [`avx512f_detected`]).
@@ -54,10 +56,11 @@ pub unsafe fn gemm_packed_f32x16_avx512(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) {
     // SAFETY: AVX-512F is available (this function's contract).
     unsafe {
-        simd::gemm::<Avx512, simd::Rows14, AVX512_NV, AVX512_KC>(packed, bias, x, inp, act, y)
+        simd::gemm::<Avx512, simd::Rows14, AVX512_NV, AVX512_KC>(packed, bias, x, inp, act, y, next)
     }
 }
 
@@ -65,8 +68,9 @@ pub unsafe fn gemm_packed_f32x16_avx512(
 /// packed in panels of 16 rows (see [`super::pack_layer`]), `x [batch, inp]`,
 /// `y [batch, bias.len()]` row-major.
 ///
-/// Lengths are not a safety condition: if they do not chain (see
-/// [`super::gemm_packed_bias_act`]) nothing is written.
+/// `next`: as for [`gemm_packed_f32x16_avx512`]. Lengths are not a safety
+/// condition: if they do not chain (see [`super::gemm_packed_bias_act`])
+/// nothing is written.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA (see [`avx2_fma_detected`]).
@@ -78,13 +82,15 @@ pub unsafe fn gemm_packed_f32x8_avx2(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) {
     // SAFETY: AVX2 and FMA are available (this function's contract).
-    unsafe { simd::gemm::<Avx2, simd::Rows6, AVX2_NV, AVX2_KC>(packed, bias, x, inp, act, y) }
+    unsafe { simd::gemm::<Avx2, simd::Rows6, AVX2_NV, AVX2_KC>(packed, bias, x, inp, act, y, next) }
 }
 
 /// Runs `kernel` if it is an x86 kernel this CPU supports; returns whether it ran.
 #[inline]
+#[allow(clippy::too_many_arguments)] // the kernel's arguments plus its choice
 pub(crate) fn dispatch(
     kernel: crate::Kernel,
     packed: &[f32],
@@ -93,16 +99,17 @@ pub(crate) fn dispatch(
     inp: usize,
     act: Activation,
     y: &mut [f32],
+    next: &[f32],
 ) -> bool {
     match kernel {
         crate::Kernel::Avx512 if avx512f_detected() => {
             // SAFETY: AVX-512F was detected on this CPU by the guard above.
-            unsafe { gemm_packed_f32x16_avx512(packed, bias, x, inp, act, y) };
+            unsafe { gemm_packed_f32x16_avx512(packed, bias, x, inp, act, y, next) };
             true
         }
         crate::Kernel::Avx2 if avx2_fma_detected() => {
             // SAFETY: AVX2 and FMA were detected on this CPU by the guard above.
-            unsafe { gemm_packed_f32x8_avx2(packed, bias, x, inp, act, y) };
+            unsafe { gemm_packed_f32x8_avx2(packed, bias, x, inp, act, y, next) };
             true
         }
         _ => false,
