@@ -12,7 +12,12 @@
 //! - `quant_b8/...`: 8 samples; `f32` is the packed batched f32 kernel
 //!   (`gemm::gemm_packed_bias_act`), the f32 path at this batch size.
 //!
-//! `cargo bench --bench quant` (about a minute); `-- quant_b1` for batch 1.
+//! - `quant_l2_b1/...`: one 512 x 512 layer eight times over the same
+//!   memory (0.5 MB in f16/bf16, resident in L2): the kernels' instruction
+//!   count without the cache bandwidth, e.g. the bf16 widening (1 shuffle
+//!   per 16 weights with AVX-512BW, see `kernels::quant::x86`).
+//!
+//! `cargo bench --bench quant` (about a minute); `-- quant_b1/` for batch 1.
 //! Bytes streamed per forward: f32 8.4 MB, f16/bf16 4.2 MB, int8 2.1 MB + 0.26
 //! MB of scales.
 
@@ -152,7 +157,7 @@ impl Fmt {
 
 /// The whole forward of `batch` samples of `x` (already normalised) through
 /// the layers, ping-ponging between `a` and `b`.
-fn forward(kernel: Kernel, fmt: Fmt, layers: &[Layer], x: &[f32], a: &mut [f32], b: &mut [f32]) {
+fn forward(kernel: Kernel, fmt: Fmt, layers: &[&Layer], x: &[f32], a: &mut [f32], b: &mut [f32]) {
     let batch = x.len() / layers[0].inp;
     a[..x.len()].copy_from_slice(x);
     let (mut src, mut dst) = (a, b);
@@ -199,6 +204,7 @@ fn quant_forward(c: &mut Criterion) {
         })
         .collect();
     let width = layers.iter().map(|l| l.inp.max(l.out)).max().unwrap_or(0);
+    let all: Vec<&Layer> = layers.iter().collect();
     for batch in [1usize, 8] {
         let mut z = latents(&net, batch);
         for row in z.chunks_exact_mut(layers[0].inp) {
@@ -211,7 +217,7 @@ fn quant_forward(c: &mut Criterion) {
         g.throughput(Throughput::Elements(batch as u64));
         let best = Kernel::best();
         g.bench_function(BenchmarkId::new("f32", best.name()), |bench| {
-            bench.iter(|| forward(best, Fmt::F32, &layers, black_box(&z), &mut a, &mut b));
+            bench.iter(|| forward(best, Fmt::F32, &all, black_box(&z), &mut a, &mut b));
         });
         for fmt in [Fmt::F16, Fmt::Bf16, Fmt::Int8] {
             for &k in Kernel::ALL
@@ -219,12 +225,32 @@ fn quant_forward(c: &mut Criterion) {
                 .filter(|k| k.is_available() && **k != Kernel::Scalar)
             {
                 g.bench_function(BenchmarkId::new(fmt.name(), k.name()), |bench| {
-                    bench.iter(|| forward(k, fmt, &layers, black_box(&z), &mut a, &mut b));
+                    bench.iter(|| forward(k, fmt, &all, black_box(&z), &mut a, &mut b));
                 });
             }
         }
         g.finish();
     }
+    // The second layer (512 -> 512) eight times over the same memory: 0.5 MB
+    // of f16/bf16, resident in L2, so the kernels' instruction count shows
+    // rather than the cache bandwidth (one core's 2 MiB share of the
+    // 2-thread forward sits in between).
+    let resident: Vec<&Layer> = vec![&layers[1]; 8];
+    let z = latents(&net, 1);
+    let (mut a, mut b) = (vec![0.0f32; width], vec![0.0f32; width]);
+    let mut g = c.benchmark_group("quant_l2_b1");
+    g.throughput(Throughput::Elements(1));
+    for fmt in [Fmt::F16, Fmt::Bf16, Fmt::Int8] {
+        for &k in Kernel::ALL
+            .iter()
+            .filter(|k| k.is_available() && **k != Kernel::Scalar)
+        {
+            g.bench_function(BenchmarkId::new(fmt.name(), k.name()), |bench| {
+                bench.iter(|| forward(k, fmt, &resident, black_box(&z), &mut a, &mut b));
+            });
+        }
+    }
+    g.finish();
 }
 
 fn config() -> Criterion {

@@ -31,7 +31,9 @@
 //! Every precision widens with 2 vector uops per 16 weights (`vcvtph2ps` is
 //! 2; `vpmovzxwd` + `vpslld`; `vpmovsxbd` + `vcvtdq2ps`), plus the FMA: 3
 //! uops on the two 512-bit ports, 1.5 cycles per 16 weights whatever the
-//! storage. With the weights resident in L2 (one layer repeated) the whole
+//! storage. (Since then bf16 widens with one `vpshufb` of a broadcast load
+//! when AVX-512BW is there, 2 uops per 16 weights: one 512 x 512 layer
+//! resident in L2 went from ~8.6 to ~7.4 µs; see `x86.rs`.) With the weights resident in L2 (one layer repeated) the whole
 //! forward takes ~56 µs (f16), ~62 (bf16), ~58 (int8): that port bound. From
 //! L3, f16/bf16 (4.2 MB) run at ~135-140 µs, the read bandwidth, and int8
 //! (2.1 MB + scales) at ~70 µs, between the two bounds. Software prefetch
@@ -128,6 +130,19 @@ pub(crate) trait Widen<const NV: usize> {
     /// # Safety
     /// The instruction set is available and `p..p + QNR` is readable.
     unsafe fn widen(p: *const Self::T) -> [<Self::S as QSimd>::V; NV];
+
+    /// Puts lanes back in row order. A widening may return the rows in a
+    /// fixed lane permutation (when that saves a shuffle per load); the body
+    /// then accumulates in that order, lane by lane, and calls this once per
+    /// finished partial sum. Lane-wise arithmetic does not care where a row
+    /// sits, so the results are the same bits. Default: rows already in order.
+    ///
+    /// # Safety
+    /// The instruction set is available.
+    #[inline(always)]
+    unsafe fn order(v: [<Self::S as QSimd>::V; NV]) -> [<Self::S as QSimd>::V; NV] {
+        v
+    }
 }
 
 /// Block shapes of one kernel: samples per block and panels per block for
@@ -350,6 +365,12 @@ unsafe fn block<
                         *a = unsafe { <D::S as QSimd>::mul_add(wvv, xb, *a) };
                     }
                 }
+            }
+        }
+        for row in part.iter_mut() {
+            for pv in row.iter_mut() {
+                // SAFETY: S is available (caller).
+                *pv = unsafe { D::order(*pv) };
             }
         }
         if SCALED {

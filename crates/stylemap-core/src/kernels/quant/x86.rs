@@ -8,7 +8,7 @@
 //! | format | AVX-512F | AVX2 |
 //! |---|---|---|
 //! | f16 | `vcvtph2ps zmm, m256` | `vcvtph2ps ymm, m128` with F16C, else integer ops (`vpmovzxwd`, masks, a multiply by 2^112) |
-//! | bf16 | `vpmovzxwd` + `vpslld 16` | the same on ymm |
+//! | bf16 | with AVX-512BW: `vbroadcasti64x4` + `vpshufb` (rows permuted within the vector, put back once per sum); AVX-512F alone: `vpmovzxwd` + `vpslld 16` | `vbroadcasti128` + `vpshufb` |
 //! | int8 | `vpmovsxbd` + `vcvtdq2ps` | the same on ymm |
 //!
 //! Detection is the f32 kernels' (`cpufeatures`, cached) plus F16C, which
@@ -17,9 +17,23 @@
 //! verifies that the OS saves the ymm registers). Without F16C the AVX2 f16
 //! path never executes `vcvtph2ps`. AVX-512F implies `vcvtph2ps zmm`.
 //!
+//! The bf16 shuffles: a broadcast load is a load-port operation only, so
+//! each 16 weights cost one shuffle uop and the FMA (2 uops) instead of
+//! `vpmovzxwd` + `vpslld` + FMA (3); the results are the same bits, since
+//! both widen exactly. AVX-512BW (`vpshufb zmm`) is detected separately
+//! (`cpufeatures`, cached); an AVX-512F CPU without BW keeps the shifts.
+//!
 //! AVX-512 BF16 (`vdpbf16ps`) and VNNI (`vpdpbusd`) multiply bf16 or int8
 //! *pairs*: they need the activations in bf16/int8 too, which the contract
-//! excludes (activations and accumulation are f32), so they are not used.
+//! excludes (activations and accumulation are f32). Splitting each f32
+//! activation exactly into three bf16 parts keeps it f32 but costs three
+//! `vdpbf16ps` (plus a `vpermw` to pair the weights) per 32 weights, and on
+//! the 2-core AVX-512 Xeon here one `vdpbf16ps zmm` takes ~2 cycles of
+//! *both* 512-bit ports (measured: 8 independent ones 8.5 cycles, 4 of them
+//! with 4 FMAs 10 cycles, with 4 `vpermw` 12 cycles): ~7 cycles per 32
+//! weights against 3 for the shifts and 2 for the shuffle, so it is not
+//! used. (`vpermw zmm` itself measured 1 cycle of both ports, no cheaper
+//! than `vpmovzxwd` + `vpslld`.)
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -57,6 +71,15 @@ fn cpuid_f16c() -> bool {
 fn cpuid_f16c() -> bool {
     // Miri has no CPUID; as cpufeatures does, trust the build's features.
     cfg!(target_feature = "f16c")
+}
+
+cpufeatures::new!(cpuid_avx512bw, "avx512f", "avx512bw");
+
+/// Whether this CPU (and OS) supports AVX-512F and AVX-512BW (`vpshufb
+/// zmm`, used to widen bf16 in one shuffle). Cached after the first call.
+#[inline]
+pub fn avx512bw_detected() -> bool {
+    cpuid_avx512bw::get()
 }
 
 /// AVX-512: panels per block at batch 1 etc. (see `simd::Shapes512`).
@@ -97,6 +120,28 @@ pub unsafe fn qgemm_f32x16_avx512(
             }
         }
     }
+}
+
+/// bf16 weights with AVX-512F + BW: each load of 16 weights is one
+/// broadcast load and one `vpshufb` (see [`Bf16x16Shuf`]) instead of
+/// `vpmovzxwd` + `vpslld`; the same bits as [`qgemm_f32x16_avx512`] (both
+/// widen exactly and run the same FMAs per row).
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512BW (see [`avx512bw_detected`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn qgemm_bf16_f32x16_avx512bw(
+    q: &[u16],
+    bias: &[f32],
+    x: &[f32],
+    inp: usize,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let dims = super::dims(&QWeights::Bf16(q), bias.len(), x.len(), inp, y.len());
+    // SAFETY: AVX-512F and BW are available (this function's contract); dims
+    // are these slices' own.
+    unsafe { simd::qgemm::<S512, Bf16x16Shuf, 1, false>(dims, q, &[], 0, bias, x, inp, act, y) }
 }
 
 /// `y[s, :] = act(W x[s, :] + b)` with AVX2 + FMA over any reduced-precision
@@ -168,6 +213,11 @@ pub(crate) fn dispatch(
     y: &mut [f32],
 ) -> bool {
     match (kernel, w) {
+        (crate::Kernel::Avx512, QWeights::Bf16(q)) if avx512bw_detected() => {
+            // SAFETY: AVX-512F and BW were detected by the guard above.
+            unsafe { qgemm_bf16_f32x16_avx512bw(q, bias, x, inp, act, y) };
+            true
+        }
         (crate::Kernel::Avx512, _) if avx512f_detected() => {
             // SAFETY: AVX-512F was detected on this CPU by the guard above.
             unsafe { qgemm_f32x16_avx512(w, bias, x, inp, act, y) };
@@ -288,6 +338,47 @@ impl Widen<1> for Bf16x16 {
             let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
             [_mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))]
         }
+    }
+}
+
+/// bf16 on AVX-512F + BW: one `vbroadcasti64x4` (a load-port operation)
+/// puts rows 0-7 in 128-bit lanes 0 and 2 and rows 8-15 in lanes 1 and 3;
+/// one `vpshufb` moves each lane's rows into the high halves of its four
+/// 32-bit lanes and zeroes the low halves (index bytes with bit 7 set), so
+/// the f32 lanes hold rows 0-3, 8-11, 4-7, 12-15: exact, and 1 shuffle uop
+/// instead of 2 per 16 weights. [`Widen::order`] swaps 128-bit lanes 1 and
+/// 2 back, once per finished sum.
+struct Bf16x16Shuf;
+
+impl Widen<1> for Bf16x16Shuf {
+    type S = Avx512;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m512; 1] {
+        // Per 128-bit lane: lanes 0 and 1 take words 0-3 of theirs, lanes 2
+        // and 3 words 4-7; -1 (bit 7 set) zeroes the byte.
+        const IDX: [i8; 64] = [
+            -1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, //
+            -1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, //
+            -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15, //
+            -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15,
+        ];
+        // SAFETY: AVX-512F and BW are available, the 16 u16 (32 bytes) at p
+        // are readable and IDX holds 64 bytes (contract: only instantiated
+        // under `enable = "avx512f,avx512bw"`); loadu has no alignment
+        // requirement.
+        unsafe {
+            let idx = _mm512_loadu_si512(IDX.as_ptr().cast());
+            let rows = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
+            [_mm512_castsi512_ps(_mm512_shuffle_epi8(rows, idx))]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn order(v: [__m512; 1]) -> [__m512; 1] {
+        // SAFETY: AVX-512F is available (contract). Lanes (0, 2, 1, 3).
+        unsafe { [_mm512_shuffle_f32x4::<0b11_01_10_00>(v[0], v[0])] }
     }
 }
 
@@ -463,10 +554,45 @@ unsafe fn f16x8_soft(h: __m256i) -> __m256 {
     }
 }
 
-/// bf16 on AVX2: zero-extend, shift into the high half.
+/// bf16 on AVX2: `vbroadcasti128` (a load-port operation) puts 8 rows in
+/// both 128-bit lanes, one `vpshufb` moves rows 0-3 (in lane 0) and rows 4-7
+/// (in lane 1) into the high halves of the 32-bit lanes and zeroes the low
+/// halves: exact, rows in order, one shuffle uop instead of `vpmovzxwd` +
+/// `vpslld`.
 struct Bf16x8;
 
 impl Widen<2> for Bf16x8 {
+    type S = Avx2;
+    type T = u16;
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u16) -> [__m256; 2] {
+        // Lane 0 takes words 0-3, lane 1 words 4-7; -1 (bit 7 set) zeroes.
+        const IDX: [i8; 32] = [
+            -1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, //
+            -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15,
+        ];
+        // SAFETY: AVX2 is available, the 16 u16 at p are readable and IDX
+        // holds 32 bytes (contract); loadu has no alignment requirement.
+        unsafe {
+            let idx = _mm256_loadu_si256(IDX.as_ptr().cast());
+            let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast()));
+            let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(8).cast()));
+            [
+                _mm256_castsi256_ps(_mm256_shuffle_epi8(lo, idx)),
+                _mm256_castsi256_ps(_mm256_shuffle_epi8(hi, idx)),
+            ]
+        }
+    }
+}
+
+/// The former AVX2 bf16 widening (`vpmovzxwd` + `vpslld 16`), kept only to
+/// check the shuffles bit for bit in the tests below.
+#[cfg(test)]
+struct Bf16x8Shift;
+
+#[cfg(test)]
+impl Widen<2> for Bf16x8Shift {
     type S = Avx2;
     type T = u16;
 
@@ -511,7 +637,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::kernels::quant::scalar::f16_to_f32;
+    use crate::kernels::quant::scalar::{bf16_to_f32, f16_to_f32};
     use std::{vec, vec::Vec};
 
     /// The no-F16C widening equals the oracle's conversion on all 65536
@@ -545,6 +671,121 @@ mod tests {
             _mm256_storeu_ps(out.as_mut_ptr().add(8), b);
         }
         out
+    }
+
+    /// The shuffle widenings of bf16 (AVX-512BW after [`Widen::order`], and
+    /// AVX2) equal the oracle's conversion on all 65536 values, bit for bit.
+    #[test]
+    #[cfg_attr(miri, ignore = "65536 values are slow under miri")]
+    fn bf16_shuffle_widenings_are_exact_for_every_value() {
+        let all: [u16; 1 << 16] = core::array::from_fn(|i| i as u16);
+        for chunk in all.chunks_exact(QNR) {
+            let mut got = vec![];
+            if avx512bw_detected() {
+                // SAFETY: AVX-512F and BW were detected; chunk holds QNR u16.
+                got.push(unsafe { bf16_512(chunk.as_ptr()) });
+            }
+            if avx2_fma_detected() {
+                // SAFETY: AVX2 was detected; chunk holds QNR u16.
+                got.push(unsafe { bf16_256(chunk.as_ptr()) });
+            }
+            for v in got {
+                for (j, &h) in chunk.iter().enumerate() {
+                    assert_eq!(v[j].to_bits(), bf16_to_f32(h).to_bits(), "{h:#06x}");
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F and BW are available and `p..p + QNR` is readable.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn bf16_512(p: *const u16) -> [f32; QNR] {
+        let mut out = [0.0f32; QNR];
+        // SAFETY: AVX-512F and BW are enabled here; p holds QNR u16
+        // (caller); out holds QNR floats.
+        unsafe {
+            let v = Bf16x16Shuf::order(Bf16x16Shuf::widen(p));
+            _mm512_storeu_ps(out.as_mut_ptr(), v[0]);
+        }
+        out
+    }
+
+    /// # Safety
+    /// AVX2 is available and `p..p + QNR` is readable.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn bf16_256(p: *const u16) -> [f32; QNR] {
+        let mut out = [0.0f32; QNR];
+        // SAFETY: AVX2 is enabled here; p holds QNR u16 (caller); out holds
+        // QNR floats.
+        unsafe {
+            let [a, b] = Bf16x8::widen(p);
+            _mm256_storeu_ps(out.as_mut_ptr(), a);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), b);
+        }
+        out
+    }
+
+    /// AVX2 with the former shift widening (the reference for the shuffle).
+    ///
+    /// # Safety
+    /// AVX2 and FMA are available.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn bf16_avx2_shift(q: &[u16], bias: &[f32], x: &[f32], inp: usize, y: &mut [f32]) {
+        let act = Activation::LeakyRelu;
+        let dims =
+            crate::kernels::quant::dims(&QWeights::Bf16(q), bias.len(), x.len(), inp, y.len());
+        // SAFETY: AVX2 and FMA are available (contract); dims are these
+        // slices' own.
+        unsafe { simd::qgemm::<S256, Bf16x8Shift, 2, false>(dims, q, &[], 0, bias, x, inp, act, y) }
+    }
+
+    /// The whole bf16 kernels with the shuffle widenings give the bits of
+    /// the shift widening (`vpmovzxwd` + `vpslld`: the AVX-512F-only path
+    /// that CPUs without BW take, and the former AVX2 path), on every bf16
+    /// value, NaN and infinity included, at batches 1, 3 and 9.
+    #[test]
+    #[cfg_attr(miri, ignore = "slow under miri")]
+    fn bf16_shuffle_kernels_match_the_shift_widening() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for (out, inp, batch) in [
+            (16usize, 16usize, 1usize),
+            (37, 29, 3),
+            (512, 512, 1),
+            (70, 63, 9),
+        ] {
+            let plen = out.div_ceil(QNR) * QNR * inp;
+            let q: Vec<u16> = (0..plen).map(|_| next() as u16).collect();
+            let f = |v: u64| (v >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let bias: Vec<f32> = (0..out).map(|_| f(next())).collect();
+            let x: Vec<f32> = (0..batch * inp).map(|_| f(next())).collect();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let act = Activation::LeakyRelu;
+            if avx512bw_detected() {
+                let (mut a, mut b) = (vec![0.0f32; batch * out], vec![1.0f32; batch * out]);
+                // SAFETY: AVX-512F and BW were detected above.
+                unsafe {
+                    qgemm_f32x16_avx512(QWeights::Bf16(&q), &bias, &x, inp, act, &mut a);
+                    qgemm_bf16_f32x16_avx512bw(&q, &bias, &x, inp, act, &mut b);
+                }
+                assert_eq!(bits(&a), bits(&b), "avx512 {out}x{inp} batch {batch}");
+            }
+            if avx2_fma_detected() {
+                let (mut a, mut b) = (vec![0.0f32; batch * out], vec![1.0f32; batch * out]);
+                // SAFETY: AVX2 and FMA were detected above.
+                unsafe {
+                    bf16_avx2_shift(&q, &bias, &x, inp, &mut a);
+                    qgemm_f32x8_avx2(QWeights::Bf16(&q), &bias, &x, inp, act, &mut b);
+                }
+                assert_eq!(bits(&a), bits(&b), "avx2 {out}x{inp} batch {batch}");
+            }
+        }
     }
 
     /// The whole AVX2 f16 kernel without F16C gives the F16C kernel's bits
