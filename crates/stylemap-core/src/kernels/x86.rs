@@ -131,7 +131,7 @@ impl Avx2 {
     /// # Safety
     /// AVX is available.
     #[inline(always)]
-    unsafe fn mask(n: usize) -> __m256i {
+    pub(crate) unsafe fn mask(n: usize) -> __m256i {
         // SAFETY: AVX is available (contract).
         unsafe {
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -1,6 +1,7 @@
 //! aarch64 NEON reduced-precision kernel: four q registers per panel
 //! row-slice, same generic body as the x86 kernels (the private
-//! `quant::simd` module).
+//! `quant::simd` module), over the shared NEON primitives
+//! ([`crate::kernels::neon`]).
 //!
 //! Widening: f16 with `fcvtl` (half to single is base ARMv8.0 Advanced SIMD;
 //! FEAT_FP16 is only needed for half-precision *arithmetic*), emitted with
@@ -14,8 +15,9 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::QWeights;
-use super::simd::{self, QSimd, ShapesNeon, Widen};
-use crate::spec::{Activation, LRELU_SLOPE};
+use super::simd::{self, ShapesNeon, Widen};
+use crate::kernels::neon::Neon;
+use crate::spec::Activation;
 
 /// `y[s, :] = act(W x[s, :] + b)` with NEON over any reduced-precision
 /// layout ([`super`]); `out = bias.len()`, `batch = x.len() / inp`.
@@ -65,81 +67,6 @@ pub(crate) fn dispatch(
         true
     } else {
         false
-    }
-}
-
-/// NEON: 4 lanes.
-struct Neon;
-
-impl QSimd for Neon {
-    const LANES: usize = 4;
-    type V = float32x4_t;
-
-    #[inline(always)]
-    unsafe fn zero() -> float32x4_t {
-        // SAFETY: NEON is enabled for this build (module cfg).
-        unsafe { vdupq_n_f32(0.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> float32x4_t {
-        // SAFETY: 4 floats at p are readable (contract); vld1q needs only
-        // f32 alignment; NEON is enabled (module cfg).
-        unsafe { vld1q_f32(p) }
-    }
-
-    #[inline(always)]
-    unsafe fn load_partial(p: *const f32, n: usize) -> float32x4_t {
-        let mut lanes = [0.0f32; 4];
-        // SAFETY: n < 4 floats at p are readable (contract) and fit in
-        // `lanes`; a local array cannot overlap the caller's slice.
-        unsafe { core::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), n) };
-        // SAFETY: `lanes` holds 4 floats; NEON is enabled (module cfg).
-        unsafe { vld1q_f32(lanes.as_ptr()) }
-    }
-
-    #[inline(always)]
-    unsafe fn broadcast(p: *const f32) -> float32x4_t {
-        // SAFETY: p is readable (contract); NEON is enabled (module cfg).
-        unsafe { vld1q_dup_f32(p) }
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
-        // SAFETY: NEON is enabled for this build (module cfg).
-        unsafe { vfmaq_f32(c, a, b) }
-    }
-
-    #[inline(always)]
-    unsafe fn bias_act(acc: float32x4_t, bias: float32x4_t, act: Activation) -> float32x4_t {
-        // SAFETY: NEON is enabled for this build (module cfg).
-        unsafe {
-            let v = vaddq_f32(acc, bias);
-            match act {
-                Activation::LeakyRelu => {
-                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
-                    let neg = vcltq_f32(v, vdupq_n_f32(0.0));
-                    vbslq_f32(neg, vmulq_n_f32(v, LRELU_SLOPE), v)
-                }
-                Activation::Linear => v,
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: float32x4_t) {
-        // SAFETY: 4 floats at p are writable (contract); NEON is enabled.
-        unsafe { vst1q_f32(p, v) }
-    }
-
-    #[inline(always)]
-    unsafe fn store_partial(p: *mut f32, v: float32x4_t, n: usize) {
-        let mut lanes = [0.0f32; 4];
-        // SAFETY: `lanes` holds 4 floats; NEON is enabled (module cfg).
-        unsafe { vst1q_f32(lanes.as_mut_ptr(), v) };
-        // SAFETY: n < 4 floats at p are writable (contract); a local array
-        // cannot overlap the caller's slice.
-        unsafe { core::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n) };
     }
 }
 

@@ -1,5 +1,5 @@
 //! The one reduced-precision body every hand-written intrinsics kernel
-//! instantiates: an instruction set is a [`QSimd`] implementation, a weight
+//! instantiates: an instruction set is a [`Simd`] implementation, a weight
 //! format is a [`Widen`] implementation (how to turn the 16 stored weights of
 //! one panel row-slice into `NV` f32 vectors), and a kernel is a thin
 //! `#[target_feature]` wrapper around [`qgemm`] with its block shapes.
@@ -54,73 +54,14 @@
 #![allow(unsafe_code)]
 
 use super::QNR;
+use crate::kernels::simd::Simd;
 use crate::spec::Activation;
-
-/// One vector instruction set, as the body needs it.
-///
-/// Every method may execute instructions of its instruction set: callers
-/// guarantee those target features are enabled.
-pub(crate) trait QSimd {
-    /// f32 lanes per vector.
-    const LANES: usize;
-    /// The vector type.
-    type V: Copy;
-
-    /// All lanes zero.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn zero() -> Self::V;
-
-    /// Loads `LANES` floats from `p` (any alignment).
-    ///
-    /// # Safety
-    /// The instruction set is available and `p..p + LANES` is readable.
-    unsafe fn load(p: *const f32) -> Self::V;
-
-    /// Loads `n` floats into the low lanes, zeroing the rest; reads nothing
-    /// past `p + n`.
-    ///
-    /// # Safety
-    /// The instruction set is available, `0 < n < LANES`, `p..p + n` readable.
-    unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
-
-    /// `*p` in every lane.
-    ///
-    /// # Safety
-    /// The instruction set is available and `p` is readable.
-    unsafe fn broadcast(p: *const f32) -> Self::V;
-
-    /// `a * b + c`, each lane rounded once.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-
-    /// Exactly [`crate::kernels::epilogue`] per lane.
-    ///
-    /// # Safety
-    /// The instruction set is available.
-    unsafe fn bias_act(acc: Self::V, bias: Self::V, act: Activation) -> Self::V;
-
-    /// Stores `LANES` floats at `p` (any alignment).
-    ///
-    /// # Safety
-    /// The instruction set is available and `p..p + LANES` is writable.
-    unsafe fn store(p: *mut f32, v: Self::V);
-
-    /// Stores the low `n` lanes at `p`; writes nothing past `p + n`.
-    ///
-    /// # Safety
-    /// The instruction set is available, `0 < n < LANES`, `p..p + n` writable.
-    unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
-}
 
 /// A stored weight format widened to f32 vectors of `S`: the [`QNR`]
 /// weights of one panel at one `k` become `NV = QNR / LANES` vectors.
 pub(crate) trait Widen<const NV: usize> {
     /// The instruction set.
-    type S: QSimd;
+    type S: Simd;
     /// The stored element (`u16` bits, `i8`).
     type T: Copy;
 
@@ -129,7 +70,7 @@ pub(crate) trait Widen<const NV: usize> {
     ///
     /// # Safety
     /// The instruction set is available and `p..p + QNR` is readable.
-    unsafe fn widen(p: *const Self::T) -> [<Self::S as QSimd>::V; NV];
+    unsafe fn widen(p: *const Self::T) -> [<Self::S as Simd>::V; NV];
 
     /// Puts lanes back in row order. A widening may return the rows in a
     /// fixed lane permutation (when that saves a shuffle per load); the body
@@ -140,7 +81,7 @@ pub(crate) trait Widen<const NV: usize> {
     /// # Safety
     /// The instruction set is available.
     #[inline(always)]
-    unsafe fn order(v: [<Self::S as QSimd>::V; NV]) -> [<Self::S as QSimd>::V; NV] {
+    unsafe fn order(v: [<Self::S as Simd>::V; NV]) -> [<Self::S as Simd>::V; NV] {
         v
     }
 }
@@ -335,10 +276,10 @@ unsafe fn block<
     c: &Ctx<D::T>,
     p0: usize,
 ) {
-    let lanes = <D::S as QSimd>::LANES;
+    let lanes = <D::S as Simd>::LANES;
     let plen = c.inp * QNR;
     // SAFETY: S is available (caller).
-    let zero = unsafe { <D::S as QSimd>::zero() };
+    let zero = unsafe { <D::S as Simd>::zero() };
     let mut acc = [[[zero; NV]; P]; M];
     // One stream per panel and one per sample row, each a base pointer
     // indexed by `k` (base + index addressing, no per-step pointer updates).
@@ -358,11 +299,11 @@ unsafe fn block<
             }
             for (row, &xp) in part.iter_mut().zip(&xr) {
                 // SAFETY: S is available; x[s0 + i, k] with k < inp (caller).
-                let xb = unsafe { <D::S as QSimd>::broadcast(xp.add(k)) };
+                let xb = unsafe { <D::S as Simd>::broadcast(xp.add(k)) };
                 for (pa, wpv) in row.iter_mut().zip(&wv) {
                     for (a, &wvv) in pa.iter_mut().zip(wpv) {
                         // SAFETY: S is available (caller).
-                        *a = unsafe { <D::S as QSimd>::mul_add(wvv, xb, *a) };
+                        *a = unsafe { <D::S as Simd>::mul_add(wvv, xb, *a) };
                     }
                 }
             }
@@ -379,11 +320,11 @@ unsafe fn block<
                 for v in 0..NV {
                     // SAFETY: S is available; scale row g of panel p0 + j has
                     // QNR floats (caller: g < groups).
-                    let s = unsafe { <D::S as QSimd>::load(sp.add(v * lanes)) };
+                    let s = unsafe { <D::S as Simd>::load(sp.add(v * lanes)) };
                     for i in 0..M {
                         // SAFETY: S is available (caller).
                         acc[i][j][v] =
-                            unsafe { <D::S as QSimd>::mul_add(part[i][j][v], s, acc[i][j][v]) };
+                            unsafe { <D::S as Simd>::mul_add(part[i][j][v], s, acc[i][j][v]) };
                     }
                 }
             }
@@ -402,7 +343,7 @@ unsafe fn block<
 /// # Safety
 /// `S` is available; panels `p0 .. p0 + P` exist; `M` rows of `y` from `c.y`.
 #[inline(always)]
-unsafe fn epilogue<S: QSimd, const NV: usize, const M: usize, const P: usize>(
+unsafe fn epilogue<S: Simd, const NV: usize, const M: usize, const P: usize>(
     acc: [[[S::V; NV]; P]; M],
     c: &Ctx<impl Copy>,
     p0: usize,

@@ -2,8 +2,9 @@
 //! and AVX2 + FMA (two ymm), chosen at run time.
 //!
 //! Thin `#[target_feature]` wrappers around the one generic body (the private
-//! `quant::simd` module); this file only says how to widen the stored
-//! weights and do the f32 vector operations:
+//! `quant::simd` module), over the f32 vector primitives every kernel family
+//! shares ([`crate::kernels::x86`]); this file only says how to widen the
+//! stored weights:
 //!
 //! | format | AVX-512F | AVX2 |
 //! |---|---|---|
@@ -39,10 +40,10 @@
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::simd::{self, QSimd, Shapes256, Shapes512, Widen};
+use super::simd::{self, Shapes256, Shapes512, Widen};
 use super::{QNR, QWeights};
-use crate::kernels::x86::{avx2_fma_detected, avx512f_detected};
-use crate::spec::{Activation, LRELU_SLOPE};
+use crate::kernels::x86::{Avx2, Avx512, avx2_fma_detected, avx512f_detected};
+use crate::spec::Activation;
 
 /// 0: not yet detected, 1: absent, 2: present.
 static F16C: AtomicU8 = AtomicU8::new(0);
@@ -237,77 +238,6 @@ pub(crate) fn dispatch(
     }
 }
 
-/// AVX-512F: 16 lanes.
-struct Avx512;
-
-impl QSimd for Avx512 {
-    const LANES: usize = 16;
-    type V = __m512;
-
-    #[inline(always)]
-    unsafe fn zero() -> __m512 {
-        // SAFETY: AVX-512F is available (contract).
-        unsafe { _mm512_setzero_ps() }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> __m512 {
-        // SAFETY: AVX-512F is available and 16 floats at p are readable
-        // (contract); loadu has no alignment requirement.
-        unsafe { _mm512_loadu_ps(p) }
-    }
-
-    #[inline(always)]
-    unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
-        // SAFETY: AVX-512F is available (contract); n < 16 so the shift does
-        // not overflow. A zero-masked load reads (and can fault on) only the
-        // lanes whose mask bit is set, lanes 0..n, which are readable.
-        unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) }
-    }
-
-    #[inline(always)]
-    unsafe fn broadcast(p: *const f32) -> __m512 {
-        // SAFETY: AVX-512F is available and p is readable (contract).
-        unsafe { _mm512_set1_ps(p.read()) }
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
-        // SAFETY: AVX-512F is available (contract).
-        unsafe { _mm512_fmadd_ps(a, b, c) }
-    }
-
-    #[inline(always)]
-    unsafe fn bias_act(acc: __m512, bias: __m512, act: Activation) -> __m512 {
-        // SAFETY: AVX-512F is available (contract).
-        unsafe {
-            let v = _mm512_add_ps(acc, bias);
-            match act {
-                Activation::LeakyRelu => {
-                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
-                    let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
-                    _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(LRELU_SLOPE))
-                }
-                Activation::Linear => v,
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: __m512) {
-        // SAFETY: AVX-512F is available and 16 floats at p are writable
-        // (contract); storeu has no alignment requirement.
-        unsafe { _mm512_storeu_ps(p, v) }
-    }
-
-    #[inline(always)]
-    unsafe fn store_partial(p: *mut f32, v: __m512, n: usize) {
-        // SAFETY: AVX-512F is available (contract); n < 16. A masked store
-        // writes (and can fault on) only lanes 0..n, which are writable.
-        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
-    }
-}
-
 /// f16 on AVX-512F: one `vcvtph2ps zmm, m256`.
 struct F16x16;
 
@@ -398,90 +328,6 @@ impl Widen<1> for I8x16 {
                 p.cast(),
             )))]
         }
-    }
-}
-
-/// AVX2 + FMA: 8 lanes.
-struct Avx2;
-
-impl Avx2 {
-    /// Lane mask for lanes `0..n`.
-    ///
-    /// # Safety
-    /// AVX is available.
-    #[inline(always)]
-    unsafe fn mask(n: usize) -> __m256i {
-        // SAFETY: AVX is available (contract).
-        unsafe {
-            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
-        }
-    }
-}
-
-impl QSimd for Avx2 {
-    const LANES: usize = 8;
-    type V = __m256;
-
-    #[inline(always)]
-    unsafe fn zero() -> __m256 {
-        // SAFETY: AVX is available (contract).
-        unsafe { _mm256_setzero_ps() }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> __m256 {
-        // SAFETY: AVX is available and 8 floats at p are readable (contract).
-        unsafe { _mm256_loadu_ps(p) }
-    }
-
-    #[inline(always)]
-    unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
-        // SAFETY: AVX2 is available (contract). maskload reads only the lanes
-        // whose mask is set, lanes 0..n, which are readable (contract).
-        unsafe { _mm256_maskload_ps(p, Avx2::mask(n)) }
-    }
-
-    #[inline(always)]
-    unsafe fn broadcast(p: *const f32) -> __m256 {
-        // SAFETY: AVX is available and p is readable (contract).
-        unsafe { _mm256_set1_ps(p.read()) }
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
-        // SAFETY: FMA is available (contract).
-        unsafe { _mm256_fmadd_ps(a, b, c) }
-    }
-
-    #[inline(always)]
-    unsafe fn bias_act(acc: __m256, bias: __m256, act: Activation) -> __m256 {
-        // SAFETY: AVX is available (contract).
-        unsafe {
-            let v = _mm256_add_ps(acc, bias);
-            match act {
-                Activation::LeakyRelu => {
-                    // Ordered less-than: false for NaN and -0.0, as `v < 0.0`.
-                    let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
-                    let scaled = _mm256_mul_ps(v, _mm256_set1_ps(LRELU_SLOPE));
-                    _mm256_blendv_ps(v, scaled, neg)
-                }
-                Activation::Linear => v,
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: __m256) {
-        // SAFETY: AVX is available and 8 floats at p are writable (contract).
-        unsafe { _mm256_storeu_ps(p, v) }
-    }
-
-    #[inline(always)]
-    unsafe fn store_partial(p: *mut f32, v: __m256, n: usize) {
-        // SAFETY: AVX2 is available (contract). maskstore writes only the
-        // lanes whose mask is set, lanes 0..n, which are writable (contract).
-        unsafe { _mm256_maskstore_ps(p, Avx2::mask(n), v) }
     }
 }
 
