@@ -1083,6 +1083,10 @@ mod tests {
     /// A [`PackMapper`]'s row pool reads the [`PackNetwork`]'s bytes: it
     /// takes a reference, not a copy.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "the built-in network and a pooled forward take many minutes under miri"
+    )]
     fn the_pack_mappers_pool_shares_the_packs_bytes() {
         let net = Network::builtin();
         let bytes = write_pack(&net, &QuantOptions::new(Precision::Bf16)).unwrap();
