@@ -34,6 +34,39 @@ impl LayerWidth for FoldedLayer<'_> {
     }
 }
 
+/// Checks the caller's buffers for a forward of `batch` samples, the same
+/// for every network type: lengths of `z`, `c`, `w`, at least `need`
+/// elements of scratch, then finite `z` and `c`; an error before anything
+/// is written.
+pub(crate) fn check_batch_io(
+    s: &MappingSpec,
+    z: &[f32],
+    c: &[f32],
+    batch: usize,
+    scratch: &[f32],
+    w: &[f32],
+    need: usize,
+) -> Result<(), Error> {
+    let rows = |n: usize| batch.checked_mul(n).ok_or(Error::TooLarge);
+    check_len(Operand::Z, z, rows(s.z_dim)?)?;
+    if c.len() != rows(s.c_dim)? {
+        return Err(Error::Conditioning {
+            c_dim: s.c_dim,
+            actual: c.len(),
+        });
+    }
+    check_len(Operand::W, w, rows(s.w_dim)?)?;
+    if scratch.len() < need {
+        return Err(Error::Length {
+            what: Operand::Scratch,
+            expected: need,
+            actual: scratch.len(),
+        });
+    }
+    check_finite(Operand::Z, z)?;
+    check_finite(Operand::C, c)
+}
+
 /// SPEC §1 steps 1–3 for `n` samples, whatever the weights' layout: the
 /// one driver behind every forward in the crate.
 ///
@@ -169,28 +202,6 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         fold::layers(&self.spec, self.params.as_ref())
     }
 
-    /// Checks the caller's buffers for [`forward`](Self::forward).
-    fn check_io(&self, z: &[f32], c: &[f32], scratch: &[f32], w: &[f32]) -> Result<(), Error> {
-        let s = &self.spec;
-        check_len(Operand::Z, z, s.z_dim)?;
-        if c.len() != s.c_dim {
-            return Err(Error::Conditioning {
-                c_dim: s.c_dim,
-                actual: c.len(),
-            });
-        }
-        check_len(Operand::W, w, s.w_dim)?;
-        if scratch.len() < s.scratch_len() {
-            return Err(Error::Length {
-                what: Operand::Scratch,
-                expected: s.scratch_len(),
-                actual: scratch.len(),
-            });
-        }
-        check_finite(Operand::Z, z)?;
-        check_finite(Operand::C, c)
-    }
-
     /// Maps one sample: `w = mapping(z, c)` (SPEC §1 steps 1–3).
     ///
     /// `z` has `z_dim` elements; `c` has `c_dim` (empty for unconditional
@@ -211,7 +222,7 @@ impl<P: AsRef<[f32]>> MappingNetwork<P> {
         scratch: &mut [f32],
         w: &mut [f32],
     ) -> Result<(), Error> {
-        self.check_io(z, c, scratch, w)?;
+        check_batch_io(&self.spec, z, c, 1, scratch, w, self.spec.scratch_len())?;
         let half = self.spec.scratch_len() / 2;
         let (a, rest) = scratch.split_at_mut(half);
         let (embed, layers) = self.layers();

@@ -115,11 +115,11 @@ use core::fmt;
 pub use crc32::{Crc32, crc32};
 pub use write::{QLayer, Weights, pack_len, write};
 
-use crate::error::{Error, Operand, check_len, check_overflow};
+use crate::error::{Error, Operand, check_overflow};
 use crate::fold::{self, FoldedLayer};
 use crate::kernels::quant::{self, QNR, QWeights};
 use crate::kernels::{self, Kernel};
-use crate::network::{LayerWidth, forward_layers};
+use crate::network::{LayerWidth, check_batch_io, forward_layers};
 use crate::spec::{Activation, MappingSpec};
 use crate::truncation;
 use layout::{Layout, Place, align_up};
@@ -955,7 +955,7 @@ impl<B: AsRef<[u8]>> Pack<B> {
             return Err(Error::KernelUnavailable);
         }
         let s = self.layout.spec;
-        check_io(&s, z, c, batch, scratch, w, self.batch_scratch_len(batch))?;
+        check_batch_io(&s, z, c, batch, scratch, w, self.batch_scratch_len(batch))?;
         let views = self.views()?;
         if batch == 0 {
             return Ok(());
@@ -1022,36 +1022,6 @@ impl<B: AsRef<[u8]>> Pack<B> {
 }
 
 use crate::network::MappingNetwork;
-
-/// Checks the caller's buffers of a batch, like the other networks do.
-fn check_io(
-    s: &MappingSpec,
-    z: &[f32],
-    c: &[f32],
-    batch: usize,
-    scratch: &[f32],
-    w: &[f32],
-    need: usize,
-) -> Result<(), Error> {
-    let rows = |n: usize| batch.checked_mul(n).ok_or(Error::TooLarge);
-    check_len(Operand::Z, z, rows(s.z_dim)?)?;
-    if c.len() != rows(s.c_dim)? {
-        return Err(Error::Conditioning {
-            c_dim: s.c_dim,
-            actual: c.len(),
-        });
-    }
-    check_len(Operand::W, w, rows(s.w_dim)?)?;
-    if scratch.len() < need {
-        return Err(Error::Length {
-            what: Operand::Scratch,
-            expected: need,
-            actual: scratch.len(),
-        });
-    }
-    crate::error::check_finite(Operand::Z, z)?;
-    crate::error::check_finite(Operand::C, c)
-}
 
 /// Bytes a section of `len` bytes takes once padded (for tools).
 pub const fn padded(len: usize) -> usize {

@@ -3,7 +3,7 @@
 use super::{Section, Sections};
 use crate::error::{Error, Operand, check_finite, check_len};
 use crate::kernels::Kernel;
-use crate::network::{LayerWidth, forward_layers};
+use crate::network::{LayerWidth, check_batch_io, forward_layers};
 use crate::spec::{Activation, MappingSpec};
 use crate::truncation;
 
@@ -171,36 +171,6 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
         (embed, sections.map(|s| self.view(s)))
     }
 
-    fn check_io(
-        &self,
-        z: &[f32],
-        c: &[f32],
-        batch: usize,
-        scratch: &[f32],
-        w: &[f32],
-    ) -> Result<(), Error> {
-        let s = &self.spec;
-        let rows = |n: usize| batch.checked_mul(n).ok_or(Error::TooLarge);
-        check_len(Operand::Z, z, rows(s.z_dim)?)?;
-        if c.len() != rows(s.c_dim)? {
-            return Err(Error::Conditioning {
-                c_dim: s.c_dim,
-                actual: c.len(),
-            });
-        }
-        check_len(Operand::W, w, rows(s.w_dim)?)?;
-        let need = self.scratch_len(batch);
-        if scratch.len() < need {
-            return Err(Error::Length {
-                what: Operand::Scratch,
-                expected: need,
-                actual: scratch.len(),
-            });
-        }
-        check_finite(Operand::Z, z)?;
-        check_finite(Operand::C, c)
-    }
-
     /// Maps `batch` samples: `w[s] = mapping(z[s], c[s])` (SPEC §1 steps 1–3).
     ///
     /// `z` is `[batch, z_dim]`, `c` is `[batch, c_dim]` (empty for
@@ -217,7 +187,7 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
         scratch: &mut [f32],
         w: &mut [f32],
     ) -> Result<(), Error> {
-        self.check_io(z, c, batch, scratch, w)?;
+        check_batch_io(&self.spec, z, c, batch, scratch, w, self.scratch_len(batch))?;
         if batch == 0 {
             return Ok(());
         }
