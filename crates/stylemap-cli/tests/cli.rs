@@ -10,15 +10,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use tempfile::TempDir;
-
-fn tmp() -> TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn p(dir: &TempDir, name: &str) -> String {
-    path_str(&dir.path().join(name))
-}
 
 // ---------------------------------------------------------------------------
 // stylemap z
@@ -695,15 +686,6 @@ fn inspect_prints_layout_and_dims() {
 // ---------------------------------------------------------------------------
 // Errors: one `error:` line, non-zero exit, no output file left behind
 // ---------------------------------------------------------------------------
-
-/// Runs a failing command whose output is `dir/out.npy` and checks that
-/// neither it nor a temporary file exists afterwards.
-fn fails_cleanly(dir: &TempDir, args: &[&str], code: i32, needle: &str) -> String {
-    let before = entries(dir.path());
-    let line = fails(args, code, needle);
-    assert_eq!(entries(dir.path()), before, "{args:?} left files behind");
-    line
-}
 
 #[test]
 fn usage_errors_exit_2() {

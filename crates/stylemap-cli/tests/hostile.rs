@@ -8,22 +8,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tempfile::TempDir;
-
-fn tmp() -> TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn p(dir: &TempDir, name: &str) -> String {
-    path_str(&dir.path().join(name))
-}
-
-fn fails_cleanly(dir: &TempDir, args: &[&str], code: i32, needle: &str) -> String {
-    let before = entries(dir.path());
-    let line = fails(args, code, needle);
-    assert_eq!(entries(dir.path()), before, "{args:?} left files behind");
-    line
-}
 
 #[test]
 fn malformed_layer_and_row_specs_are_usage_errors() {

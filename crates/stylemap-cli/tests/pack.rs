@@ -8,21 +8,6 @@ use common::*;
 use stylemap::core::pack::{CHECKSUM_OFFSET, pack_checksum};
 use tempfile::TempDir;
 
-fn tmp() -> TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn p(dir: &TempDir, name: &str) -> String {
-    path_str(&dir.path().join(name))
-}
-
-fn fails_cleanly(dir: &TempDir, args: &[&str], code: i32, needle: &str) -> String {
-    let before = entries(dir.path());
-    let line = fails(args, code, needle);
-    assert_eq!(entries(dir.path()), before, "{args:?} left files behind");
-    line
-}
-
 /// Packs `weights` in `precision` (extra args appended) into `dir/name`.
 fn make_pack(dir: &TempDir, weights: &str, precision: &str, name: &str, extra: &[&str]) -> String {
     let out = p(dir, name);

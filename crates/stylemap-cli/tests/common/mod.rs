@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use npyz::WriterBuilder;
+use tempfile::TempDir;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_stylemap");
@@ -98,6 +99,26 @@ pub fn fails<S: AsRef<str>>(args: &[S], code: i32, needle: &str) -> String {
     );
     assert!(r.stdout.is_empty(), "stdout: {:?}", r.stdout);
     lines[0].to_owned()
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tmp() -> TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// `dir/name` as a string argument.
+pub fn p(dir: &TempDir, name: &str) -> String {
+    path_str(&dir.path().join(name))
+}
+
+/// Runs a command that must fail (exit `code`, one `error:` line containing
+/// `needle`, returned) and checks that it left no file behind in `dir`: no
+/// output, no temporary file.
+pub fn fails_cleanly(dir: &TempDir, args: &[&str], code: i32, needle: &str) -> String {
+    let before = entries(dir.path());
+    let line = fails(args, code, needle);
+    assert_eq!(entries(dir.path()), before, "{args:?} left files behind");
+    line
 }
 
 /// Names of the entries of `dir`, sorted.
