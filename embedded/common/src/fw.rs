@@ -47,6 +47,21 @@ pub fn exit(ok: bool) -> ! {
     }
 }
 
+/// Ends a firmware run: prints `result`'s error if any, then the painted
+/// peak stack, then exits with status 0 if `result` is `Ok`, else 1.
+pub fn finish<T, E: core::fmt::Display>(out: &mut Console, result: Result<T, E>) -> ! {
+    if let Err(e) = &result {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let stack = stack_report();
+    let _ = writeln!(
+        out,
+        "stack: peak {} of {} bytes (painted)",
+        stack.peak, stack.size
+    );
+    exit(result.is_ok())
+}
+
 /// The painted stack: its size and how much of it was ever used.
 #[derive(Clone, Copy, Debug)]
 pub struct StackReport {

@@ -10,7 +10,6 @@
 #![no_main]
 
 use core::cell::RefCell;
-use core::fmt::Write;
 
 use cortex_m::interrupt::{self, Mutex};
 use cortex_m_rt::entry;
@@ -60,14 +59,5 @@ fn main() -> ! {
         };
         common::run("m4f", &pack, common::M4F_SEEDS, bufs, &mut out)
     });
-    if let Err(e) = result {
-        let _ = writeln!(out, "error: {e}");
-    }
-    let stack = fw::stack_report();
-    let _ = writeln!(
-        out,
-        "stack: peak {} of {} bytes (painted)",
-        stack.peak, stack.size
-    );
-    fw::exit(result.is_ok())
+    fw::finish(&mut out, result)
 }

@@ -408,6 +408,9 @@ pub(crate) fn run(
             if neon::dispatch(kernel, packed, bias, x, inp, act, y, next) {
                 return;
             }
+            // Only the SIMD kernels prefetch; targets without them never
+            // read `next`.
+            let _ = next;
             // Unreachable through the checked entry points; never run an
             // unsupported instruction, compute the same thing with plain loops.
             debug_assert!(false, "{kernel:?} is not available here");
