@@ -41,12 +41,10 @@ pub struct BigBuf<T: Pod> {
 }
 
 enum Store {
-    Heap(Vec<u8>),
+    /// `off`: where the aligned data starts in `v` (fixed: `v` never grows).
+    Heap { v: Vec<u8>, off: usize },
     #[cfg(all(target_os = "linux", not(miri)))]
-    Mapped {
-        map: memmap2::MmapMut,
-        off: usize,
-    },
+    Mapped { map: memmap2::MmapMut, off: usize },
 }
 
 impl<T: Pod> BigBuf<T> {
@@ -69,8 +67,9 @@ impl<T: Pod> BigBuf<T> {
         let mut v = Vec::new();
         v.try_reserve_exact(cap).ok()?;
         v.resize(cap, 0);
+        let off = v.as_ptr().align_offset(MIN_ALIGN).min(MIN_ALIGN);
         Some(BigBuf {
-            store: Store::Heap(v),
+            store: Store::Heap { v, off },
             len,
             _t: PhantomData,
         })
@@ -94,16 +93,13 @@ impl<T: Pod> BigBuf<T> {
     /// the OS granted them is its business: see `AnonHugePages` in
     /// `/proc/meminfo`).
     pub fn is_mapped(&self) -> bool {
-        !matches!(self.store, Store::Heap(_))
+        !matches!(self.store, Store::Heap { .. })
     }
 
     fn bytes(&self) -> &[u8] {
         let n = self.len * size_of::<T>();
         match &self.store {
-            Store::Heap(v) => {
-                let off = heap_offset(v);
-                &v[off..off + n]
-            }
+            Store::Heap { v, off } => &v[*off..*off + n],
             #[cfg(all(target_os = "linux", not(miri)))]
             Store::Mapped { map, off } => &map[*off..*off + n],
         }
@@ -112,20 +108,11 @@ impl<T: Pod> BigBuf<T> {
     fn bytes_mut(&mut self) -> &mut [u8] {
         let n = self.len * size_of::<T>();
         match &mut self.store {
-            Store::Heap(v) => {
-                let off = heap_offset(v);
-                &mut v[off..off + n]
-            }
+            Store::Heap { v, off } => &mut v[*off..*off + n],
             #[cfg(all(target_os = "linux", not(miri)))]
             Store::Mapped { map, off } => &mut map[*off..*off + n],
         }
     }
-}
-
-/// Where aligned data starts in a heap block over-allocated by
-/// [`MIN_ALIGN`] bytes (stable: the block never moves or grows).
-fn heap_offset(v: &[u8]) -> usize {
-    v.as_ptr().align_offset(MIN_ALIGN).min(MIN_ALIGN)
 }
 
 /// An anonymous mapping of `bytes` plus one huge page of slack, advised
