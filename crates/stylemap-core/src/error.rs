@@ -173,7 +173,7 @@ impl fmt::Display for Error {
 impl core::error::Error for Error {}
 
 /// Checks `buf.len() == expected`.
-pub(crate) fn check_len(what: Operand, buf: &[f32], expected: usize) -> Result<(), Error> {
+pub(crate) fn check_len<T>(what: Operand, buf: &[T], expected: usize) -> Result<(), Error> {
     if buf.len() == expected {
         Ok(())
     } else {

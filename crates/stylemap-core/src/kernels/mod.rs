@@ -34,6 +34,7 @@
 //! and this crate's tests honour the variable named by [`Kernel::ENV_VAR`]
 //! (`STYLEMAP_KERNEL=avx2`, looked up with [`Kernel::from_name`]).
 
+pub mod amx;
 pub mod gemm;
 pub mod portable;
 pub mod probe;

@@ -1,0 +1,233 @@
+//! A whole mapping network on the AMX kernel, batched.
+
+use super::{acc_len, checked_layer_len, pack_layer, run};
+use crate::error::{Error, Operand, check_len};
+use crate::network::{LayerWidth, check_batch_io, forward_layers};
+use crate::spec::{Activation, MappingSpec};
+
+/// Samples per pass through the layers in [`AmxNetwork::forward_batch`]:
+/// the two activation buffers (2 x 128 x 512 f32 = 512 KiB) stay in L2 next
+/// to the 1.5 MiB layer being read. Results do not depend on it.
+pub const AMX_BATCH_CHUNK: usize = 128;
+
+/// One layer's place in the buffer (u32 offsets).
+#[derive(Clone, Copy, Debug)]
+struct Section {
+    weight: usize,
+    bias: usize,
+    inp: usize,
+    out: usize,
+    activation: Activation,
+}
+
+impl LayerWidth for Section {
+    fn out_features(&self) -> usize {
+        self.out
+    }
+}
+
+/// The sections in buffer order (embedding first if `c_dim > 0`), each
+/// starting on 16 u32 (64 bytes), and the total length; `None` on overflow.
+fn sections(spec: &MappingSpec) -> Option<([Option<Section>; 1], usize, SectionIter)> {
+    let mut it = SectionIter {
+        spec: *spec,
+        at: 0,
+        i: 0,
+        overflow: false,
+    };
+    let embed = if spec.c_dim > 0 { it.next() } else { None };
+    let mut end = it.clone();
+    for _ in end.by_ref() {}
+    if end.overflow {
+        return None;
+    }
+    Some(([embed], end.at, it))
+}
+
+#[derive(Clone, Debug)]
+struct SectionIter {
+    spec: MappingSpec,
+    at: usize,
+    i: usize,
+    overflow: bool,
+}
+
+impl Iterator for SectionIter {
+    type Item = Section;
+
+    fn next(&mut self) -> Option<Section> {
+        let s = &self.spec;
+        let embeds = usize::from(s.c_dim > 0);
+        if self.overflow || self.i >= embeds + s.num_layers {
+            return None;
+        }
+        let (inp, out, activation) = if self.i < embeds {
+            (s.c_dim, s.embed_features, Activation::Linear)
+        } else {
+            let (inp, out) = s.layer_shape(self.i - embeds);
+            (inp, out, s.activation)
+        };
+        let place = || {
+            let bias = self.at.checked_add(checked_layer_len(out, inp)?)?;
+            let end = bias.checked_add(out)?.checked_add(15)? / 16 * 16;
+            Some((bias, end))
+        };
+        let Some((bias, end)) = place() else {
+            self.overflow = true;
+            return None;
+        };
+        let section = Section {
+            weight: self.at,
+            bias,
+            inp,
+            out,
+            activation,
+        };
+        self.at = end;
+        self.i += 1;
+        Some(section)
+    }
+}
+
+/// u32 of a whole network packed by [`pack_network`]. Saturates at
+/// `usize::MAX` for an invalid or overflowing `spec`.
+pub fn network_len(spec: &MappingSpec) -> usize {
+    if spec.validate().is_err() {
+        return usize::MAX;
+    }
+    sections(spec).map_or(usize::MAX, |(_, len, _)| len)
+}
+
+/// Packs a folded network (layout: [`crate::fold`]) into `dst` of exactly
+/// [`network_len`]`(spec)` u32: per layer (embedding first), the weights by
+/// [`pack_layer`], then the bias as f32 bits, then zeros to 16 u32.
+/// Errors for an invalid `spec` or a wrong length; `dst` is untouched then.
+pub fn pack_network(spec: &MappingSpec, folded: &[f32], dst: &mut [u32]) -> Result<(), Error> {
+    spec.validate()?;
+    check_len(Operand::Params, folded, spec.param_len())?;
+    let (embed, len, layers) = sections(spec).ok_or(Error::TooLarge)?;
+    check_len(Operand::Params, dst, len)?;
+    dst.fill(0);
+    let (fembed, flayers) = crate::fold::layers(spec, folded);
+    let all = embed.into_iter().flatten().chain(layers);
+    for (s, l) in all.zip(fembed.into_iter().chain(flayers)) {
+        pack_layer(l.weight, s.out, s.inp, &mut dst[s.weight..s.bias])?;
+        for (d, b) in dst[s.bias..s.bias + s.out].iter_mut().zip(l.bias) {
+            *d = b.to_bits();
+        }
+    }
+    Ok(())
+}
+
+/// A mapping network on the AMX kernel (see [`super`]): weights packed by
+/// [`pack_network`] in any storage `P`, run on batches with caller scratch
+/// and no allocation. Computes what
+/// [`MappingNetwork::forward`](crate::MappingNetwork::forward) computes per
+/// sample, with f32 accuracy but other summation (bounded in `tests/amx.rs`).
+#[derive(Clone, Debug)]
+pub struct AmxNetwork<P> {
+    spec: MappingSpec,
+    packed: P,
+    acc: usize,
+}
+
+impl<P: AsRef<[u32]>> AmxNetwork<P> {
+    /// Wraps a buffer written by [`pack_network`]. Errors if AMX is not
+    /// available here, `spec` is invalid, the length is wrong or a weight or
+    /// bias is not finite.
+    pub fn new(spec: MappingSpec, packed: P) -> Result<Self, Error> {
+        if !super::is_available() {
+            return Err(Error::KernelUnavailable);
+        }
+        spec.validate()?;
+        let (embed, len, layers) = sections(&spec).ok_or(Error::TooLarge)?;
+        let p = packed.as_ref();
+        check_len(Operand::Params, p, len)?;
+        let mut acc = 0;
+        for s in embed.into_iter().flatten().chain(layers) {
+            let bad_weight = p[s.weight..s.bias]
+                .iter()
+                .position(|&v| v & 0x7f80 == 0x7f80 || v & 0x7f80_0000 == 0x7f80_0000);
+            let bad_bias = p[s.bias..s.bias + s.out]
+                .iter()
+                .position(|&v| !f32::from_bits(v).is_finite());
+            if let Some(i) = bad_weight.map(|i| s.weight + i).or(bad_bias.map(|i| s.bias + i)) {
+                return Err(Error::NonFinite {
+                    what: Operand::Params,
+                    index: i,
+                });
+            }
+            acc = acc.max(acc_len(s.out));
+        }
+        Ok(AmxNetwork { spec, packed, acc })
+    }
+
+    /// The network description.
+    pub fn spec(&self) -> &MappingSpec {
+        &self.spec
+    }
+
+    /// The packed buffer.
+    pub fn packed(&self) -> &[u32] {
+        self.packed.as_ref()
+    }
+
+    /// f32 of scratch [`forward_batch`](Self::forward_batch) needs for
+    /// `batch` samples: two activation buffers of `min(batch,
+    /// AMX_BATCH_CHUNK)` rows plus one 32-row accumulator. Saturates.
+    pub fn scratch_len(&self, batch: usize) -> usize {
+        batch
+            .min(AMX_BATCH_CHUNK)
+            .saturating_mul(self.spec.scratch_len())
+            .saturating_add(self.acc)
+    }
+
+    /// Maps `batch` samples: `w[s] = mapping(z[s], c[s])` (SPEC §1 steps
+    /// 1–3), `z [batch, z_dim]`, `c [batch, c_dim]` (empty if
+    /// unconditional), `w [batch, w_dim]`, row-major. Errors only for wrong
+    /// lengths or non-finite `z`/`c`, before anything is written.
+    pub fn forward_batch(
+        &self,
+        z: &[f32],
+        c: &[f32],
+        batch: usize,
+        scratch: &mut [f32],
+        w: &mut [f32],
+    ) -> Result<(), Error> {
+        check_batch_io(&self.spec, z, c, batch, scratch, w, self.scratch_len(batch))?;
+        if batch == 0 {
+            return Ok(());
+        }
+        let s = &self.spec;
+        let chunk = batch.min(AMX_BATCH_CHUNK);
+        let half = chunk * (s.scratch_len() / 2);
+        let (a, rest) = scratch.split_at_mut(half);
+        let (b, rest) = rest.split_at_mut(half);
+        let acc = &mut rest[..self.acc];
+        let p = self.packed.as_ref();
+        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
+        let mut start = 0;
+        while start < batch {
+            let n = chunk.min(batch - start);
+            let (embed, _, layers) = sections(s).expect("checked in new");
+            let run = |l: &Section, x: &[f32], y: &mut [f32]| {
+                let bias = bytemuck::cast_slice(&p[l.bias..l.bias + l.out]);
+                run(&p[l.weight..l.bias], bias, x, l.inp, l.activation, y, acc);
+            };
+            forward_layers(
+                s,
+                &z[start * zd..],
+                &c[start * cd..],
+                n,
+                a,
+                b,
+                embed[0],
+                layers,
+                run,
+                &mut w[start * wd..(start + n) * wd],
+            );
+            start += n;
+        }
+        Ok(())
+    }
+}
