@@ -5,11 +5,12 @@
 //! busy machine slows every variant alike.
 //!
 //! ```text
-//! cargo run --release -p stylemap --example crossover [-- ROUNDS]
+//! cargo run --release -p stylemap --example crossover [-- ROUNDS [B1,B2,..]]
 //! ```
 
 use std::time::Instant;
 
+use stylemap::batch::GemmBackend;
 use stylemap::{Mapper, Network};
 
 fn main() -> Result<(), stylemap::Error> {
@@ -23,19 +24,28 @@ fn main() -> Result<(), stylemap::Error> {
         "kernel {:?}; median of {rounds} interleaved rounds, µs per sample",
         net.kernel()
     );
-    // (label, threads, gemm threshold, split threshold)
-    let variants: [(&str, usize, usize, usize); 5] = [
-        ("gemv 1t", 1, usize::MAX, usize::MAX),
-        ("packed 1t", 1, 0, usize::MAX),
-        ("gemv 2t (rows)", 2, usize::MAX, usize::MAX),
-        ("packed 2t rows", 2, 0, usize::MAX),
-        ("packed 2t batch", 2, 0, 0),
+    // (label, threads, gemm threshold, split threshold, backend)
+    let amx = Mapper::new(&net).amx_usable();
+    let mut variants: Vec<(&str, usize, usize, usize, GemmBackend)> = vec![
+        ("gemv 1t", 1, usize::MAX, usize::MAX, GemmBackend::Packed),
+        ("packed 1t", 1, 0, usize::MAX, GemmBackend::Packed),
+        ("gemv 2t (rows)", 2, usize::MAX, usize::MAX, GemmBackend::Packed),
+        ("packed 2t rows", 2, 0, usize::MAX, GemmBackend::Packed),
+        ("packed 2t batch", 2, 0, 0, GemmBackend::Packed),
     ];
-    let batches = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256, 512];
+    if amx {
+        variants.push(("amx 1t", 1, 0, 0, GemmBackend::Amx));
+        variants.push(("amx 2t batch", 2, 0, 0, GemmBackend::Amx));
+    }
+    let batches: Vec<usize> = match std::env::args().nth(2) {
+        Some(list) => list.split(',').filter_map(|b| b.parse().ok()).collect(),
+        None => vec![1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256, 512],
+    };
     let mut mappers: Vec<Mapper<'_>> = variants
         .iter()
-        .map(|&(_, t, g, sp)| {
+        .map(|&(_, t, g, sp, backend)| {
             Mapper::new(&net)
+                .with_gemm_backend(backend)
                 .with_threads(t)
                 .with_gemm_threshold(g)
                 .with_split_threshold(sp)

@@ -38,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use stylemap_core::fold::FoldedLayer;
+use stylemap_core::kernels::amx::{self, AmxNetwork};
 use stylemap_core::kernels::gemm::PackedNetwork;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
@@ -75,19 +76,43 @@ pub const DEFAULT_SPLIT_THRESHOLD: usize = 64;
 /// multiply-adds of work (a thread costs tens of microseconds to start).
 const MIN_MACS_PER_THREAD: usize = 1 << 19;
 
+/// The AMX path gives each thread at least this many samples (one block
+/// of 32 rows): fewer leave the tile unit idle and stream every weight per
+/// thread for nothing.
+const AMX_ROWS_PER_THREAD: usize = 32;
+
 /// In automatic thread mode, the row pool splits rows between threads only
 /// if each gets at least this many multiply-adds per sample (a pooled
 /// forward pays ~0.2-0.4 µs per layer in barriers and activation exchange).
 const POOL_MIN_MACS_PER_THREAD: usize = 1 << 17;
 
+/// Default batch size at and above which [`GemmBackend::Auto`] runs the
+/// AMX kernel ([`stylemap_core::kernels::amx`]) where it is available.
+///
+/// Measured with `examples/crossover.rs` (built-in network, the 2-core
+/// AVX-512 + AMX Xeon, µs per sample): see `BENCHMARKS.md`.
+pub const DEFAULT_AMX_THRESHOLD: usize = 32;
+
 /// Which batched kernel the GEMM path runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
-    /// The core's packed batched kernels ([`stylemap_core::kernels::gemm`]),
-    /// weights packed once per mapper: the default, faster than sgemm at
-    /// every batch size measured (see `BENCHMARKS.md`).
+    /// The AMX kernel ([`GemmBackend::Amx`]) for batches of at least
+    /// [`DEFAULT_AMX_THRESHOLD`] where it can run and the network's kernel
+    /// is AVX-512 (forcing another kernel with `STYLEMAP_KERNEL` turns it
+    /// off), else the packed kernels ([`GemmBackend::Packed`]).
     #[default]
+    Auto,
+    /// The core's packed batched kernels ([`stylemap_core::kernels::gemm`]),
+    /// weights packed once per mapper: faster than sgemm at every batch size
+    /// measured (see `BENCHMARKS.md`), and bit-identical to the core's
+    /// [`PackedNetwork::forward_batch`].
     Packed,
+    /// f32 layers on AMX tiles, each operand split exactly into three bf16
+    /// parts ([`stylemap_core::kernels::amx`]): f32 accuracy (numeric
+    /// contract §3c), not bit-identical to the FMA kernels. The batch is
+    /// split between threads. Mapping errors with
+    /// [`stylemap_core::Error::KernelUnavailable`] where AMX cannot run.
+    Amx,
     /// `matrixmultiply::sgemm` on the folded weights, one call per layer
     /// (kept as a baseline and for comparison).
     Sgemm,
@@ -133,6 +158,8 @@ pub struct Mapper<'n> {
     /// The weights packed for the batched kernels, built on first use and
     /// shared with the pool's threads.
     packed: Option<Arc<PackedNetwork<BigBuf<f32>>>>,
+    /// The weights packed for the AMX kernel, built on first use.
+    amx: Option<Arc<AmxNetwork<BigBuf<u32>>>>,
 }
 
 impl<'n> Mapper<'n> {
@@ -144,10 +171,11 @@ impl<'n> Mapper<'n> {
             threads: 0,
             gemm_threshold: None,
             split_threshold: None,
-            backend: GemmBackend::Packed,
+            backend: GemmBackend::Auto,
             work: Vec::new(),
             pool: None,
             packed: None,
+            amx: None,
         }
     }
 
@@ -262,9 +290,18 @@ impl<'n> Mapper<'n> {
         if n < self.gemm_threshold() {
             return self.pool()?.forward(z, c, w, RowMode::Gemv);
         }
-        match self.backend {
+        let backend = match self.backend {
+            GemmBackend::Auto if n >= DEFAULT_AMX_THRESHOLD && self.amx_usable() => GemmBackend::Amx,
+            GemmBackend::Auto => GemmBackend::Packed,
+            b => b,
+        };
+        match backend {
             GemmBackend::Sgemm => self.run_gemm_path(z, c, w)?,
-            GemmBackend::Packed => {
+            GemmBackend::Amx => {
+                let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
+                self.run_amx_split(z, c, w, threads)?;
+            }
+            GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
                 if threads > 1 && n < self.split_threshold() {
                     return self.pool()?.forward(z, c, w, RowMode::Packed);
@@ -273,6 +310,49 @@ impl<'n> Mapper<'n> {
             }
         }
         check_overflow(w, s.w_dim)
+    }
+
+    /// Whether [`GemmBackend::Auto`] may run the AMX kernel: it can run
+    /// here and the network's kernel is AVX-512 (not forced to another).
+    pub fn amx_usable(&self) -> bool {
+        self.net.kernel() == Kernel::Avx512 && stylemap_core::kernels::amx::is_available()
+    }
+
+    /// The weights packed for the AMX kernel (packed on first use).
+    fn amx(&mut self) -> Result<Arc<AmxNetwork<BigBuf<u32>>>, Error> {
+        if let Some(p) = &self.amx {
+            return Ok(Arc::clone(p));
+        }
+        let spec = self.net.spec();
+        let mut buf = BigBuf::zeroed(amx::network_len(spec));
+        amx::pack_network(spec, self.net.core().params(), &mut buf)?;
+        let p = Arc::new(AmxNetwork::new(*spec, buf)?);
+        self.amx = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// The AMX path with the batch split into `threads` contiguous parts.
+    fn run_amx_split(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let s = *self.net.spec();
+        let net = self.amx()?;
+        if self.work.len() < threads {
+            self.work.resize_with(threads, Workspace::default);
+        }
+        let run = |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| {
+            let b = w.len() / s.w_dim;
+            let need = net.scratch_len(b);
+            if ws.scratch.len() < need {
+                ws.scratch.resize(need, 0.0);
+            }
+            Ok(net.forward_batch(z, c, b, &mut ws.scratch, w)?)
+        };
+        split_batch(&s, z, c, w, &mut self.work[..threads], run)
     }
 
     /// The weights packed for the batched kernels (packed on first use).

@@ -159,6 +159,31 @@ pub fn pack_layer(weight: &[f32], out: usize, inp: usize, dst: &mut [u32]) -> Re
     Ok(())
 }
 
+/// f32 of scratch [`gemm_bias_act`] needs for a layer `[out, in]`: the
+/// 32-row accumulator, the split activations of up to [`K_BLOCK`] chunks,
+/// and room to align both to 64 bytes. Saturates on overflow.
+pub const fn layer_scratch_len(out: usize, inp: usize) -> usize {
+    let chunks = if inp.div_ceil(CHUNK) < K_BLOCK {
+        inp.div_ceil(CHUNK)
+    } else {
+        K_BLOCK
+    };
+    acc_len(out)
+        .saturating_add(chunks * PAIR_U32)
+        .saturating_add(32)
+}
+
+/// Splits `scratch` into the 64-byte-aligned accumulator (`acc_len(out)`)
+/// and split buffer (`chunks * PAIR_U32` u32); `None` if it is too short.
+fn carve(scratch: &mut [f32], out: usize, chunks: usize) -> Option<(&mut [f32], &mut [u32])> {
+    let skip = scratch.as_ptr().align_offset(64).min(16);
+    let rest = scratch.get_mut(skip..)?;
+    let (acc, rest) = rest.split_at_mut_checked(acc_len(out))?;
+    let skip = rest.as_ptr().align_offset(64).min(16);
+    let split = rest.get_mut(skip..skip + chunks * PAIR_U32)?;
+    Some((acc, bytemuck::cast_slice_mut(split)))
+}
+
 /// Row stride of the accumulator for `out` outputs: padded to whole
 /// column blocks plus one cache line, so the 16 rows of a tile do not share
 /// cache sets.
@@ -166,45 +191,15 @@ const fn acc_stride(out: usize) -> usize {
     out.div_ceil(BLOCK_COLS) * BLOCK_COLS + 16
 }
 
-/// f32 of accumulator scratch [`gemm_bias_act`] needs for `out` outputs
-/// (32 rows). Saturates on overflow.
-pub const fn acc_len(out: usize) -> usize {
+/// f32 of one 32-row accumulator for `out` outputs. Saturates on overflow.
+const fn acc_len(out: usize) -> usize {
     acc_stride(out).saturating_mul(BLOCK_ROWS)
-}
-
-/// Writes the split of rows `0..rows` of `x [rows, inp]` (rows past `rows`
-/// and `k` past `inp` as zeros) for chunks starting at `k0`, as many as
-/// `dst` holds (`dst.len() / PAIR_U32`), in the activation layout.
-#[inline(always)]
-fn split_block(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
-    for (c, chunk) in dst.chunks_exact_mut(PAIR_U32).enumerate() {
-        let kc = k0 + c * CHUNK;
-        for r in 0..BLOCK_ROWS {
-            let mut v = [0.0f32; CHUNK];
-            if r < rows && kc < inp {
-                let n = CHUNK.min(inp - kc);
-                v[..n].copy_from_slice(&x[r * inp + kc..r * inp + kc + n]);
-            }
-            let mut parts = [[0u32; 16]; 3];
-            for i in 0..16 {
-                let (lo, hi) = (split3(v[2 * i]), split3(v[2 * i + 1]));
-                for p in 0..3 {
-                    parts[p][i] = lo[p] | hi[p] << 16;
-                }
-            }
-            let (half, row) = (r / 16, r % 16);
-            for (p, part) in parts.iter().enumerate() {
-                let at = (p * 2 + half) * TILE_U32 + row * 16;
-                chunk[at..at + 16].copy_from_slice(part);
-            }
-        }
-    }
 }
 
 /// Checked entry point: `y[s, :] = act(W x[s, :] + b)` for every sample,
 /// `W [out, in]` packed by [`pack_layer`], `out = bias.len()`, `x [batch,
-/// in_features]`, `y [batch, out]`, `acc` at least [`acc_len`]`(out)` f32
-/// of scratch. Errors if AMX is unavailable ([`is_available`]), a dimension
+/// in_features]`, `y [batch, out]`, `scratch` at least
+/// [`layer_scratch_len`]`(out, in_features)` f32. Errors if AMX is unavailable ([`is_available`]), a dimension
 /// is 0 or the lengths do not chain. NaN in gives NaN out.
 pub fn gemm_bias_act(
     packed: &[u32],
@@ -213,7 +208,7 @@ pub fn gemm_bias_act(
     in_features: usize,
     act: Activation,
     y: &mut [f32],
-    acc: &mut [f32],
+    scratch: &mut [f32],
 ) -> Result<(), Error> {
     if !is_available() {
         return Err(Error::KernelUnavailable);
@@ -231,20 +226,21 @@ pub fn gemm_bias_act(
     )?;
     let plen = checked_layer_len(out, in_features).ok_or(Error::TooLarge)?;
     check_len(Operand::Gemv, packed, plen)?;
-    if acc.len() < acc_len(out) {
+    let need = layer_scratch_len(out, in_features);
+    if scratch.len() < need {
         return Err(Error::Length {
             what: Operand::Scratch,
-            expected: acc_len(out),
-            actual: acc.len(),
+            expected: need,
+            actual: scratch.len(),
         });
     }
-    run(packed, bias, x, in_features, act, y, acc);
+    run(packed, bias, x, in_features, act, y, scratch);
     Ok(())
 }
 
 /// Unchecked body of [`gemm_bias_act`]: the caller has checked
 /// availability and lengths (a bad length panics, never misbehaves).
-#[allow(unused_variables, unused_mut)] // only the x86-64 build computes
+#[allow(unused_variables)] // only the x86-64 build computes
 pub(crate) fn run(
     packed: &[u32],
     bias: &[f32],
@@ -252,7 +248,7 @@ pub(crate) fn run(
     inp: usize,
     act: Activation,
     y: &mut [f32],
-    acc: &mut [f32],
+    scratch: &mut [f32],
 ) {
     #[cfg(all(target_arch = "x86_64", not(miri), not(feature = "force-scalar")))]
     {
@@ -261,28 +257,23 @@ pub(crate) fn run(
         let chunks = inp.div_ceil(CHUNK);
         let n_blocks = out.div_ceil(BLOCK_COLS);
         let stride = acc_stride(out);
-        let acc = &mut acc[..BLOCK_ROWS * stride];
-        let mut a = [0u32; K_BLOCK * PAIR_U32];
+        let (acc, split) = carve(scratch, out, K_BLOCK.min(chunks)).expect("scratch checked");
         let mut m0 = 0;
         while m0 < batch {
             let rows = BLOCK_ROWS.min(batch - m0);
             let xb = &x[m0 * inp..(m0 + rows) * inp];
-            acc.fill(0.0);
             let mut c0 = 0;
             while c0 < chunks {
                 let nc = K_BLOCK.min(chunks - c0);
-                let a = &mut a[..nc * PAIR_U32];
+                let a = &mut split[..nc * PAIR_U32];
                 tiles::split_block(xb, inp, rows, c0 * CHUNK, a);
                 let b = &packed[c0 * PAIR_U32..];
-                tiles::tile_block(a, b, chunks * PAIR_U32, acc, stride, n_blocks, nc);
+                let zero = c0 == 0;
+                tiles::tile_block(a, b, chunks * PAIR_U32, acc, stride, n_blocks, nc, zero);
                 c0 += nc;
             }
             let yb = &mut y[m0 * out..(m0 + rows) * out];
-            for (yr, ar) in yb.chunks_exact_mut(out).zip(acc.chunks_exact(stride)) {
-                for ((v, &s), &b) in yr.iter_mut().zip(ar).zip(bias) {
-                    *v = super::epilogue(s, b, act);
-                }
-            }
+            tiles::epilogue_block(acc, stride, bias, act, yb);
             m0 += rows;
         }
     }

@@ -1,6 +1,6 @@
 //! A whole mapping network on the AMX kernel, batched.
 
-use super::{acc_len, checked_layer_len, pack_layer, run};
+use super::{checked_layer_len, layer_scratch_len, pack_layer, run};
 use crate::error::{Error, Operand, check_len};
 use crate::network::{LayerWidth, check_batch_io, forward_layers};
 use crate::spec::{Activation, MappingSpec};
@@ -128,6 +128,7 @@ pub fn pack_network(spec: &MappingSpec, folded: &[f32], dst: &mut [u32]) -> Resu
 pub struct AmxNetwork<P> {
     spec: MappingSpec,
     packed: P,
+    /// The largest layer's kernel scratch.
     acc: usize,
 }
 
@@ -157,7 +158,7 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
                     index: i,
                 });
             }
-            acc = acc.max(acc_len(s.out));
+            acc = acc.max(layer_scratch_len(s.out, s.inp));
         }
         Ok(AmxNetwork { spec, packed, acc })
     }
@@ -174,7 +175,8 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
 
     /// f32 of scratch [`forward_batch`](Self::forward_batch) needs for
     /// `batch` samples: two activation buffers of `min(batch,
-    /// AMX_BATCH_CHUNK)` rows plus one 32-row accumulator. Saturates.
+    /// AMX_BATCH_CHUNK)` rows plus the largest layer's kernel scratch
+    /// ([`layer_scratch_len`](super::layer_scratch_len)). Saturates.
     pub fn scratch_len(&self, batch: usize) -> usize {
         batch
             .min(AMX_BATCH_CHUNK)

@@ -9,7 +9,10 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::{PAIR_U32, TILE_U32};
+use core::arch::x86_64::*;
+
+use super::{BLOCK_ROWS, CHUNK, PAIR_U32, TILE_U32};
+use crate::spec::Activation;
 
 /// 0: not checked yet, 1: unavailable, 2: available.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -113,8 +116,11 @@ const CONFIG: TileConfig = {
 ///   `j` starts `j * b_pair_stride` u32 later, same layout per chunk;
 /// - `c`: 32 rows of `c_stride` f32, column block `j` at `32 * j`.
 ///
+/// With `zero`, the accumulators start at zero instead of `c`'s contents.
+///
 /// Panics (before any tile instruction) if a slice is too short; the caller
 /// must have checked [`available`].
+#[allow(clippy::too_many_arguments)] // the tile loop's pointers and counts
 pub(super) fn tile_block(
     a: &[u32],
     b: &[u32],
@@ -123,6 +129,7 @@ pub(super) fn tile_block(
     c_stride: usize,
     n_pairs: usize,
     chunks: usize,
+    zero: bool,
 ) {
     if n_pairs == 0 || chunks == 0 {
         return;
@@ -133,18 +140,30 @@ pub(super) fn tile_block(
     assert!(c_stride >= 32 * n_pairs && c.len() >= 31 * c_stride + 32 * n_pairs);
     debug_assert_eq!(PAIR_U32, 6 * TILE_U32);
     let cfg = &CONFIG;
+    // Read by the loop from memory: it has no register to spare.
+    let prm: [usize; 3] = [chunks, b_pair_stride * 4, usize::from(zero)];
     // SAFETY: AMX-BF16 is available and permitted (`available`). Every tile
     // access is in bounds by the asserts above: A tiles read
     // `a[0 .. chunks * PAIR_U32]`, B tiles `b[j * b_pair_stride + ..]` for
     // `j < n_pairs` up to `chunks * PAIR_U32` each, C tiles rows `0..32` of
-    // `c_stride` at columns `32 j .. 32 j + 32`. Tiles are configured,
+    // `c_stride` at columns `32 j .. 32 j + 32` (not read with `zero`).
+    // Tiles are configured,
     // used and released inside this one block.
     unsafe {
         asm!(
-            "ldtilecfg [{cfg}]",
+            "ldtilecfg [{k}]",
             "mov {s:e}, 64",
             "2:",
-            // C tiles: rows 0-15 at c, rows 16-31 at c + 16 * c_stride.
+            // C tiles: rows 0-15 at c, rows 16-31 at c + 16 * c_stride;
+            // tmm0 = rows 0-15 x cols 0-15, tmm1 = cols 16-31, tmm2/3 rows 16-31.
+            "cmp qword ptr [{prm} + 16], 0",
+            "je 6f",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "jmp 7f",
+            "6:",
             "mov {pa}, {cs}",
             "shl {pa}, 4",
             "add {pa}, {c}",
@@ -152,58 +171,73 @@ pub(super) fn tile_block(
             "tileloadd tmm1, [{c} + {cs} + 64]",
             "tileloadd tmm2, [{pa} + {cs}]",
             "tileloadd tmm3, [{pa} + {cs} + 64]",
+            "7:",
+            // A tiles tmm4/5 (rows 0-15 / 16-31), B tiles tmm6/7 (cols
+            // 0-15 / 16-31); each chunk runs the six products, loading a
+            // tile as soon as the last product reading its register is
+            // issued (tiles are not renamed).
             "mov {pa}, {a}",
             "mov {pb}, {b}",
-            "mov {k}, {chunks}",
-            "3:",
-            // x0 w0
+            "mov {k}, [{prm}]",
             "tileloadd tmm4, [{pa} + {s}]",
             "tileloadd tmm5, [{pa} + {s} + 1024]",
             "tileloadd tmm6, [{pb} + {s}]",
             "tileloadd tmm7, [{pb} + {s} + 1024]",
+            "3:",
+            // x0 w0, then load w1 as each B tile is done with
             "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            // x0 w1
             "tileloadd tmm6, [{pb} + {s} + 2048]",
-            "tileloadd tmm7, [{pb} + {s} + 3072]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
             "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
             "tdpbf16ps tmm3, tmm5, tmm7",
-            // x0 w2
+            "tileloadd tmm7, [{pb} + {s} + 3072]",
+            // x0 w1, then w2
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm2, tmm5, tmm6",
             "tileloadd tmm6, [{pb} + {s} + 4096]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
             "tileloadd tmm7, [{pb} + {s} + 5120]",
+            // x0 w2, then x1 and w1
             "tdpbf16ps tmm0, tmm4, tmm6",
             "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            // x1 w1
             "tileloadd tmm4, [{pa} + {s} + 2048]",
-            "tileloadd tmm5, [{pa} + {s} + 3072]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
             "tileloadd tmm6, [{pb} + {s} + 2048]",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm5, [{pa} + {s} + 3072]",
             "tileloadd tmm7, [{pb} + {s} + 3072]",
+            // x1 w1, then w0
             "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            // x1 w0
             "tileloadd tmm6, [{pb} + {s}]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm3, tmm5, tmm7",
             "tileloadd tmm7, [{pb} + {s} + 1024]",
+            // x1 w0, then x2
             "tdpbf16ps tmm0, tmm4, tmm6",
             "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            // x2 w0
             "tileloadd tmm4, [{pa} + {s} + 4096]",
-            "tileloadd tmm5, [{pa} + {s} + 5120]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
             "tdpbf16ps tmm2, tmm5, tmm6",
             "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm5, [{pa} + {s} + 5120]",
+            // the next chunk (this one again on the last: a harmless reload)
+            "mov {na}, {pa}",
+            "mov {nb}, {pb}",
             "add {pa}, 6144",
             "add {pb}, 6144",
+            "cmp {k}, 1",
+            "cmovne {na}, {pa}",
+            "cmovne {nb}, {pb}",
+            // x2 w0, then x0 and w0 of the next chunk
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm4, [{na} + {s}]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tileloadd tmm6, [{nb} + {s}]",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm5, [{na} + {s} + 1024]",
+            "tileloadd tmm7, [{nb} + {s} + 1024]",
             "dec {k}",
             "jnz 3b",
             "mov {pa}, {cs}",
@@ -214,36 +248,114 @@ pub(super) fn tile_block(
             "tilestored [{pa} + {cs}], tmm2",
             "tilestored [{pa} + {cs} + 64], tmm3",
             "add {c}, 128",
-            "add {b}, {bps}",
+            "add {b}, [{prm} + 8]",
             "dec {np}",
             "jnz 2b",
             "tilerelease",
-            cfg = in(reg) cfg.0.as_ptr(),
+            prm = in(reg) prm.as_ptr(),
             a = in(reg) a.as_ptr(),
             b = inout(reg) b.as_ptr() => _,
-            bps = in(reg) b_pair_stride * 4,
             c = inout(reg) c.as_mut_ptr() => _,
             cs = in(reg) c_stride * 4,
             np = inout(reg) n_pairs => _,
-            chunks = in(reg) chunks,
-            k = out(reg) _,
+            k = inout(reg) cfg.0.as_ptr() => _,
             pa = out(reg) _,
             pb = out(reg) _,
+            na = out(reg) _,
+            nb = out(reg) _,
             s = out(reg) _,
             options(nostack),
         );
     }
 }
 
-/// Splits rows of `x` into the three bf16 parts of the A layout; see
-/// [`super::split_block`].
+/// Splits rows `0..rows` of `x [rows, inp]` into the three bf16 parts of
+/// the activation layout for the chunks from `k0` (as many as `dst` holds,
+/// `dst.len() / PAIR_U32`); rows past `rows` and `k` past `inp` are zeros.
+/// Same parts as [`super::split3`], 32 values at a time.
 pub(super) fn split_block(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
     assert!(available());
+    assert!(rows <= BLOCK_ROWS && x.len() >= rows * inp);
     // SAFETY: AVX-512F and BW are part of `available`.
     unsafe { split_block_avx512(x, inp, rows, k0, dst) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw")]
 fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
-    super::split_block(x, inp, rows, k0, dst)
+    // Word m of a pair vector is the high half of value m: word 2m + 1 of
+    // the two source vectors taken together.
+    let pick = _mm512_set_epi16(
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21,
+        19, 17, 15, 13, 11, 9, 7, 5, 3, 1,
+    );
+    for (c, chunk) in dst.chunks_exact_mut(PAIR_U32).enumerate() {
+        let kc = k0 + c * CHUNK;
+        for r in 0..BLOCK_ROWS {
+            let (lo, hi) = if r < rows && kc < inp {
+                let row = &x[r * inp + kc..(r + 1) * inp];
+                (load_part(row, 0), load_part(row, 16))
+            } else {
+                (_mm512_setzero_ps(), _mm512_setzero_ps())
+            };
+            let (l0, h0) = (bf16_hi(lo), bf16_hi(hi));
+            let (lr, hr) = (
+                _mm512_sub_ps(lo, _mm512_castsi512_ps(l0)),
+                _mm512_sub_ps(hi, _mm512_castsi512_ps(h0)),
+            );
+            let (l1, h1) = (bf16_hi(lr), bf16_hi(hr));
+            let (l2, h2) = (
+                bf16_hi(_mm512_sub_ps(lr, _mm512_castsi512_ps(l1))),
+                bf16_hi(_mm512_sub_ps(hr, _mm512_castsi512_ps(h1))),
+            );
+            let (half, row) = (r / 16, r % 16);
+            for (p, (l, h)) in [(l0, h0), (l1, h1), (l2, h2)].into_iter().enumerate() {
+                let at = (p * 2 + half) * TILE_U32 + row * 16;
+                let out: &mut [u32; 16] = (&mut chunk[at..at + 16]).try_into().unwrap();
+                // SAFETY: `out` is 16 u32 = 64 bytes; unaligned store.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_permutex2var_epi16(l, pick, h)) };
+            }
+        }
+    }
+}
+
+/// Up to 16 floats of `row` from `at` (zeros past its end).
+#[target_feature(enable = "avx512f")]
+fn load_part(row: &[f32], at: usize) -> __m512 {
+    let n = row.len().saturating_sub(at).min(16);
+    let mask: __mmask16 = if n == 16 { !0 } else { (1u16 << n) - 1 };
+    let p = row[at.min(row.len())..].as_ptr();
+    // SAFETY: the mask enables only the `n` lanes inside `row`.
+    unsafe { _mm512_maskz_loadu_ps(mask, p) }
+}
+
+/// [`super::bf16_hi`] on 16 lanes: rounded to bf16 (nearest even) as f32
+/// bits, truncated where the value is not finite or would round to infinity.
+#[target_feature(enable = "avx512f")]
+fn bf16_hi(v: __m512) -> __m512i {
+    let b = _mm512_castps_si512(v);
+    let hi = _mm512_set1_epi32(0xffff_0000u32 as i32);
+    let exp = _mm512_set1_epi32(0x7f80_0000);
+    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+    let bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff));
+    let r = _mm512_and_si512(_mm512_add_epi32(b, bias), hi);
+    let finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(b, exp), exp);
+    let no_inf = _mm512_cmpneq_epi32_mask(_mm512_and_si512(r, exp), exp);
+    _mm512_mask_blend_epi32(finite & no_inf, _mm512_and_si512(b, hi), r)
+}
+
+/// `y[r, :] = act(acc[r, :out] + bias)` for the `y.len() / out` rows.
+pub(super) fn epilogue_block(acc: &[f32], stride: usize, bias: &[f32], act: Activation, y: &mut [f32]) {
+    assert!(available());
+    // SAFETY: AVX-512F is part of `available`.
+    unsafe { epilogue_block_avx512(acc, stride, bias, act, y) }
+}
+
+#[target_feature(enable = "avx512f")]
+fn epilogue_block_avx512(acc: &[f32], stride: usize, bias: &[f32], act: Activation, y: &mut [f32]) {
+    let out = bias.len();
+    for (yr, ar) in y.chunks_exact_mut(out).zip(acc.chunks(stride)) {
+        for ((v, &s), &b) in yr.iter_mut().zip(ar).zip(bias) {
+            *v = crate::kernels::epilogue(s, b, act);
+        }
+    }
 }
