@@ -35,6 +35,7 @@ fn main() -> Result<(), stylemap::Error> {
     ];
     if amx {
         variants.push(("amx 1t", 1, 0, 0, GemmBackend::Amx));
+        variants.push(("amx 2t rows", 2, 0, usize::MAX, GemmBackend::Amx));
         variants.push(("amx 2t batch", 2, 0, 0, GemmBackend::Amx));
     }
     let batches: Vec<usize> = match std::env::args().nth(2) {

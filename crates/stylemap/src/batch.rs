@@ -93,6 +93,12 @@ const POOL_MIN_MACS_PER_THREAD: usize = 1 << 17;
 /// AVX-512 + AMX Xeon, µs per sample): see `BENCHMARKS.md`.
 pub const DEFAULT_AMX_THRESHOLD: usize = 32;
 
+/// Default batch size at and above which the AMX path splits the batch
+/// between threads instead of each layer's column blocks (see
+/// [`Mapper::with_split_threshold`]): measured like
+/// [`DEFAULT_SPLIT_THRESHOLD`], table in `BENCHMARKS.md`.
+pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 64;
+
 /// Which batched kernel the GEMM path runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
@@ -202,11 +208,13 @@ impl<'n> Mapper<'n> {
         self
     }
 
-    /// Sets the batch size at and above which the packed GEMM path splits
-    /// the **batch** between threads (each running every layer on its own
-    /// samples) rather than each layer's rows (threads exchanging
-    /// activations after every layer). Only matters with more than one
-    /// thread; the result is the same bits either way.
+    /// Sets the batch size at and above which the packed GEMM and AMX
+    /// paths split the **batch** between threads (each running every layer
+    /// on its own samples) rather than each layer's rows (threads
+    /// exchanging activations after every layer); the defaults are
+    /// [`DEFAULT_SPLIT_THRESHOLD`] and [`DEFAULT_AMX_SPLIT_THRESHOLD`]. Only
+    /// matters with more than one thread; the result is the same bits
+    /// either way.
     pub fn with_split_threshold(mut self, batch: usize) -> Self {
         self.split_threshold = Some(batch);
         self
@@ -288,7 +296,7 @@ impl<'n> Mapper<'n> {
             return Ok(());
         }
         if n < self.gemm_threshold() {
-            return self.pool()?.forward(z, c, w, RowMode::Gemv);
+            return self.pool(false)?.forward(z, c, w, RowMode::Gemv);
         }
         let backend = match self.backend {
             GemmBackend::Auto if n >= DEFAULT_AMX_THRESHOLD && self.amx_usable() => GemmBackend::Amx,
@@ -298,13 +306,17 @@ impl<'n> Mapper<'n> {
         match backend {
             GemmBackend::Sgemm => self.run_gemm_path(z, c, w)?,
             GemmBackend::Amx => {
+                let rows_split = self.split_threshold.unwrap_or(DEFAULT_AMX_SPLIT_THRESHOLD);
+                if self.gemv_threads() > 1 && n < rows_split {
+                    return self.pool(true)?.forward(z, c, w, RowMode::Amx);
+                }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
                 self.run_amx_split(z, c, w, threads)?;
             }
             GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
                 if threads > 1 && n < self.split_threshold() {
-                    return self.pool()?.forward(z, c, w, RowMode::Packed);
+                    return self.pool(false)?.forward(z, c, w, RowMode::Packed);
                 }
                 self.run_packed_split(z, c, w, threads)?;
             }
@@ -365,13 +377,18 @@ impl<'n> Mapper<'n> {
         Ok(p)
     }
 
-    /// The row-split pool for [`gemv_threads`](Self::gemv_threads) threads.
-    fn pool(&mut self) -> Result<&mut RowPool, Error> {
+    /// The row-split pool for [`gemv_threads`](Self::gemv_threads) threads,
+    /// rebuilt with the AMX kernel's weights the first time `with_amx` asks
+    /// for them (so batch-1 users never pack them).
+    fn pool(&mut self, with_amx: bool) -> Result<&mut RowPool, Error> {
         let t = self.gemv_threads();
-        if !matches!(&self.pool, Some(p) if p.threads() == t) {
+        let fits = |p: &RowPool| p.threads() == t && (p.has_amx() || !with_amx);
+        if !matches!(&self.pool, Some(p) if fits(p)) {
+            let with_amx = with_amx || self.pool.as_ref().is_some_and(RowPool::has_amx);
             self.pool = None; // join the old threads first
             let packed = self.packed()?;
-            self.pool = Some(RowPool::with_packed(self.net, t, packed)?);
+            let amx = if with_amx { Some(self.amx()?) } else { None };
+            self.pool = Some(RowPool::with_amx(self.net, t, packed, amx)?);
         }
         Ok(self.pool.as_mut().expect("the pool was just built"))
     }

@@ -80,11 +80,12 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use stylemap_core::kernels::amx::{self, AmxNetwork};
 use stylemap_core::kernels::gemm::{
     PackedNetwork, gemm_packed_bias_act, gemm_packed_bias_act_then,
 };
@@ -122,6 +123,21 @@ pub enum RowMode {
     /// ([`stylemap_core::kernels::gemm`]) on the participant's panels:
     /// bit-identical to [`PackedNetwork::forward_batch`].
     Packed,
+    /// The whole chunk at once, the AMX kernel
+    /// ([`stylemap_core::kernels::amx`]) on the participant's column
+    /// blocks: bit-identical to [`AmxNetwork::forward_batch`]. Needs a pool
+    /// built with an AMX source ([`RowPool::with_amx`]).
+    Amx,
+}
+
+impl RowMode {
+    fn index(self) -> u8 {
+        match self {
+            RowMode::Gemv => 0,
+            RowMode::Packed => 1,
+            RowMode::Amx => 2,
+        }
+    }
 }
 
 /// How long a barrier waiter spins before it starts yielding (only when the
@@ -297,8 +313,8 @@ struct Shared {
     /// Samples in the current pass (written by the caller before the start
     /// barrier).
     batch: Padded<AtomicUsize>,
-    /// The current pass runs [`RowMode::Packed`] (written with `batch`).
-    packed_mode: AtomicBool,
+    /// The current pass's [`RowMode::index`] (written with `batch`).
+    mode: AtomicU8,
     /// Activation buffers `[CHUNK][stride_lines]` (ping-pong).
     bufs: [Box<[Line]>; 2],
     /// Cache lines per sample in `bufs`.
@@ -589,6 +605,68 @@ impl RowSource for PackedRows {
     }
 }
 
+/// The AMX kernel on whole column blocks, the chunk at once:
+/// [`RowMode::Amx`].
+struct AmxRows {
+    net: Arc<AmxNetwork<BigBuf<u32>>>,
+    /// The network's kernel (what [`RowSource::kernel`] reports).
+    kernel: Kernel,
+}
+
+impl AmxRows {
+    fn new(net: Arc<AmxNetwork<BigBuf<u32>>>, kernel: Kernel) -> AmxRows {
+        AmxRows { net, kernel }
+    }
+}
+
+thread_local! {
+    /// Each participant's AMX kernel scratch, grown on its first call.
+    static AMX_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`amx::gemm_bias_act`] with this thread's scratch.
+fn amx_layer(l: &amx::AmxLayer<'_>, x: &[f32], y: &mut [f32]) {
+    AMX_SCRATCH.with_borrow_mut(|scratch| {
+        let need = amx::layer_scratch_len(l.out_features, l.in_features);
+        if scratch.len() < need {
+            scratch.resize(need, 0.0);
+        }
+        amx::gemm_bias_act(l.weight, l.bias, x, l.in_features, l.activation, y, scratch)
+            .expect("the pool's column blocks match the layer shapes");
+    });
+}
+
+impl RowSource for AmxRows {
+    fn spec(&self) -> &MappingSpec {
+        self.net.spec()
+    }
+
+    fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    fn block(&self) -> usize {
+        ROW_BLOCK.max(amx::BLOCK_COLS)
+    }
+
+    fn embed(&self, c: &[f32], e: &mut [f32]) {
+        if let (Some(l), _) = self.net.layers() {
+            amx_layer(&l, c, e);
+        }
+    }
+
+    fn rows(&self, l: usize, mine: Range<usize>, x: &[f32], dense: &mut [f32], y: &mut [f32]) {
+        let Some(layer) = self.net.layers().1.nth(l) else {
+            return;
+        };
+        let part = layer
+            .columns(mine.clone())
+            .expect("the pool's rows start on column blocks");
+        let b = x.len() / layer.in_features;
+        spread_rows(mine, layer.out_features, b, dense, y, |d| amx_layer(&part, x, d));
+    }
+}
+
 /// Runs `compute` (which fills dense `[b, mine.len()]` rows) straight into
 /// `y [b, out]` when `mine` is the whole layer, else into `dense` and then
 /// into `mine`'s columns of `y`.
@@ -670,19 +748,22 @@ struct Local {
     epoch: u64,
 }
 
-/// The two sources a pool runs, by [`RowMode`].
+/// The sources a pool runs, by [`RowMode`].
 #[derive(Clone)]
 struct Sources {
     per_sample: Arc<dyn RowSource>,
     batched: Arc<dyn RowSource>,
+    amx: Option<Arc<dyn RowSource>>,
 }
 
 impl Sources {
-    fn get(&self, batched: bool) -> &dyn RowSource {
-        if batched {
-            &*self.batched
-        } else {
-            &*self.per_sample
+    /// The source of mode `index` ([`RowMode::index`]); the batched one if
+    /// the pool has no AMX source (never asked: `forward` refuses first).
+    fn get(&self, index: u8) -> &dyn RowSource {
+        match (index, &self.amx) {
+            (0, _) => &*self.per_sample,
+            (2, Some(amx)) => &**amx,
+            _ => &*self.batched,
         }
     }
 }
@@ -719,7 +800,7 @@ impl Worker {
         let Local { x, y, dense, epoch } = local;
         sh.barrier.sync(me, epoch)?;
         let b = sh.batch.0.load(Ordering::Relaxed).min(GEMM_CHUNK);
-        let source = sources.get(sh.packed_mode.load(Ordering::Relaxed));
+        let source = sources.get(sh.mode.load(Ordering::Relaxed));
         sh.gather(0, b, 0..inp, x, inp);
         let last = plan.len() - 1;
         for (l, layer) in plan.iter().enumerate() {
@@ -787,7 +868,7 @@ impl fmt::Debug for RowPool {
 /// Packs `net`'s weights for its kernel's batched layout
 /// ([`stylemap_core::kernels::gemm`]).
 pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<BigBuf<f32>>, Error> {
-    use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
+use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
     let spec = net.spec();
     let kernel = net.kernel();
     let mut buf = BigBuf::zeroed(packed_network_len(spec, kernel));
@@ -819,11 +900,28 @@ impl RowPool {
         threads: usize,
         packed: Arc<PackedNetwork<BigBuf<f32>>>,
     ) -> Result<RowPool, Error> {
+        RowPool::with_amx(net, threads, packed, None)
+    }
+
+    /// [`with_packed`](Self::with_packed), plus the AMX kernel's weights
+    /// for [`RowMode::Amx`].
+    pub(crate) fn with_amx(
+        net: &Network,
+        threads: usize,
+        packed: Arc<PackedNetwork<BigBuf<f32>>>,
+        amx: Option<Arc<AmxNetwork<BigBuf<u32>>>>,
+    ) -> Result<RowPool, Error> {
         let sources = Sources {
             per_sample: Arc::new(GemvRows::new(Arc::clone(net.shared_core()))),
             batched: Arc::new(PackedRows::new(packed)),
+            amx: amx.map(|a| Arc::new(AmxRows::new(a, net.kernel())) as Arc<dyn RowSource>),
         };
         RowPool::with_sources(sources, threads)
+    }
+
+    /// Whether the pool can run [`RowMode::Amx`].
+    pub fn has_amx(&self) -> bool {
+        self.sources.amx.is_some()
     }
 
     /// A pool running `source` in both modes (it handles any batch size).
@@ -831,6 +929,7 @@ impl RowPool {
         let sources = Sources {
             per_sample: Arc::clone(&source),
             batched: source,
+            amx: None,
         };
         RowPool::with_sources(sources, threads)
     }
@@ -838,7 +937,12 @@ impl RowPool {
     fn with_sources(sources: Sources, threads: usize) -> Result<RowPool, Error> {
         let threads = threads.max(1);
         let spec: MappingSpec = *sources.per_sample.spec();
-        let block = sources.per_sample.block().max(sources.batched.block());
+        let block = [Some(&sources.per_sample), Some(&sources.batched), sources.amx.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| s.block())
+            .max()
+            .unwrap_or(ROW_BLOCK);
         let plan: Arc<[LayerPlan]> = (0..spec.num_layers)
             .map(|i| {
                 let (in_features, out_features) = spec.layer_shape(i);
@@ -868,7 +972,7 @@ impl RowPool {
         let shared = Arc::new(Shared {
             barrier: Barrier::new(threads, spin),
             batch: Padded::default(),
-            packed_mode: AtomicBool::new(false),
+            mode: AtomicU8::new(0),
             bufs: [buf(), buf()],
             stride_lines,
         });
@@ -967,10 +1071,12 @@ impl RowPool {
         if barrier.is_aborted() {
             return Err(broken());
         }
+        if mode == RowMode::Amx && sources.amx.is_none() {
+            return Err(Error::invalid("this pool was built without the AMX kernel"));
+        }
         let guard = AbortOnUnwind(barrier);
         let s = *spec;
-        let batched = mode == RowMode::Packed;
-        let chunk = if batched { GEMM_CHUNK } else { CHUNK };
+        let chunk = if mode == RowMode::Gemv { CHUNK } else { GEMM_CHUNK };
         let rows = w.len() / s.w_dim;
         let mut done = 0;
         while done < rows {
@@ -979,8 +1085,8 @@ impl RowPool {
             let cc = &c[done * s.c_dim..(done + b) * s.c_dim];
             let wc = &mut w[done * s.w_dim..(done + b) * s.w_dim];
             let job = Job {
-                source: sources.get(batched),
-                batched,
+                source: sources.get(mode.index()),
+                mode,
                 pool: (*threads > 1).then_some(&**shared),
                 plan,
             };
@@ -997,7 +1103,7 @@ impl RowPool {
 /// What one pass of the caller runs on.
 struct Job<'a> {
     source: &'a dyn RowSource,
-    batched: bool,
+    mode: RowMode,
     /// `None` when the caller is alone.
     pool: Option<&'a Shared>,
     plan: &'a [LayerPlan],
@@ -1033,7 +1139,7 @@ impl Caller {
         if let Some(sh) = job.pool {
             sh.publish(0, b, 0..inp, x, inp);
             sh.batch.0.store(b, Ordering::Relaxed);
-            sh.packed_mode.store(job.batched, Ordering::Relaxed);
+            sh.mode.store(job.mode.index(), Ordering::Relaxed);
             sh.barrier.sync(0, epoch)?;
         }
         let last = job.plan.len() - 1;

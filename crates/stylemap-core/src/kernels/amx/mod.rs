@@ -41,7 +41,7 @@ mod tiles;
 
 mod network;
 
-pub use network::{AmxNetwork, network_len, pack_network};
+pub use network::{AMX_BATCH_CHUNK, AmxLayer, AmxNetwork, network_len, pack_network};
 
 use crate::error::{Error, Operand, check_len};
 use crate::spec::Activation;

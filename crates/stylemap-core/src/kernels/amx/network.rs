@@ -10,6 +10,45 @@ use crate::spec::{Activation, MappingSpec};
 /// to the 1.5 MiB layer being read. Results do not depend on it.
 pub const AMX_BATCH_CHUNK: usize = 128;
 
+/// One layer of an [`AmxNetwork`]: what one [`gemm_bias_act`](super::gemm_bias_act)
+/// call consumes.
+#[derive(Clone, Copy, Debug)]
+pub struct AmxLayer<'a> {
+    /// `W'` packed by [`pack_layer`].
+    pub weight: &'a [u32],
+    /// `b'` `[out]`.
+    pub bias: &'a [f32],
+    /// Input width.
+    pub in_features: usize,
+    /// Output width.
+    pub out_features: usize,
+    /// Activation (gain already folded in).
+    pub activation: Activation,
+}
+
+impl<'a> AmxLayer<'a> {
+    /// The layer restricted to outputs `cols` (which must start on a
+    /// multiple of [`BLOCK_COLS`](super::BLOCK_COLS)): a column block's
+    /// weights are contiguous, so this is a sub-slice, and its results are
+    /// the whole layer's bits for those outputs. `None` if `cols` is empty,
+    /// misaligned or out of range.
+    pub fn columns(&self, cols: core::ops::Range<usize>) -> Option<AmxLayer<'a>> {
+        let bc = super::BLOCK_COLS;
+        if cols.is_empty() || !cols.start.is_multiple_of(bc) || cols.end > self.out_features {
+            return None;
+        }
+        let per_block = self.in_features.div_ceil(super::CHUNK) * super::PAIR_U32;
+        let (b0, b1) = (cols.start / bc, cols.end.div_ceil(bc));
+        Some(AmxLayer {
+            weight: self.weight.get(b0 * per_block..b1 * per_block)?,
+            bias: self.bias.get(cols.clone())?,
+            in_features: self.in_features,
+            out_features: cols.len(),
+            activation: self.activation,
+        })
+    }
+}
+
 /// One layer's place in the buffer (u32 offsets).
 #[derive(Clone, Copy, Debug)]
 struct Section {
@@ -20,9 +59,9 @@ struct Section {
     activation: Activation,
 }
 
-impl LayerWidth for Section {
+impl LayerWidth for AmxLayer<'_> {
     fn out_features(&self) -> usize {
-        self.out
+        self.out_features
     }
 }
 
@@ -173,6 +212,23 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
         self.packed.as_ref()
     }
 
+    fn view(&self, l: Section) -> AmxLayer<'_> {
+        let p = self.packed.as_ref();
+        AmxLayer {
+            weight: &p[l.weight..l.bias],
+            bias: bytemuck::cast_slice(&p[l.bias..l.bias + l.out]),
+            in_features: l.inp,
+            out_features: l.out,
+            activation: l.activation,
+        }
+    }
+
+    /// The label embedding (conditional networks) and the fc layers, in order.
+    pub fn layers(&self) -> (Option<AmxLayer<'_>>, impl Iterator<Item = AmxLayer<'_>>) {
+        let (embed, _, layers) = sections(&self.spec).expect("checked in new");
+        (embed[0].map(|s| self.view(s)), layers.map(|s| self.view(s)))
+    }
+
     /// f32 of scratch [`forward_batch`](Self::forward_batch) needs for
     /// `batch` samples: two activation buffers of `min(batch,
     /// AMX_BATCH_CHUNK)` rows plus the largest layer's kernel scratch
@@ -206,15 +262,13 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
         let (a, rest) = scratch.split_at_mut(half);
         let (b, rest) = rest.split_at_mut(half);
         let acc = &mut rest[..self.acc];
-        let p = self.packed.as_ref();
         let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
         let mut start = 0;
         while start < batch {
             let n = chunk.min(batch - start);
-            let (embed, _, layers) = sections(s).expect("checked in new");
-            let run = |l: &Section, x: &[f32], y: &mut [f32]| {
-                let bias = bytemuck::cast_slice(&p[l.bias..l.bias + l.out]);
-                run(&p[l.weight..l.bias], bias, x, l.inp, l.activation, y, acc);
+            let (embed, layers) = self.layers();
+            let run = |l: &AmxLayer<'_>, x: &[f32], y: &mut [f32]| {
+                run(l.weight, l.bias, x, l.in_features, l.activation, y, acc);
             };
             forward_layers(
                 s,
@@ -223,7 +277,7 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
                 n,
                 a,
                 b,
-                embed[0],
+                embed,
                 layers,
                 run,
                 &mut w[start * wd..(start + n) * wd],
