@@ -18,6 +18,9 @@
 //!   `PackedNetwork::forward_batch` over weights packed once for `kernel`
 //!   (every available kernel but the scalar oracle), one thread, B in 8, 64,
 //!   512.
+//! - `amx/{B}`: the core's AMX path alone, `AmxNetwork::forward_batch`
+//!   (f32 on AMX tiles by a three-way bf16 split), one thread, B in 8, 64,
+//!   512; only where AMX runs.
 //! - `matrixmultiply/t1/{B}`: the baseline "`matrixmultiply` alone": each
 //!   layer one sgemm (ndarray's `general_mat_mul`), one thread.
 //!
@@ -31,7 +34,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use stylemap::core::kernels::{gemm, gemv_bias_act};
+use stylemap::core::kernels::{amx, gemm, gemv_bias_act};
 use stylemap::core::sampler;
 use stylemap::core::{Activation, Kernel, PackedNetwork};
 use stylemap::{Mapper, Network};
@@ -165,6 +168,32 @@ fn packed_per_kernel(c: &mut Criterion) {
     g.finish();
 }
 
+fn amx_alone(c: &mut Criterion) {
+    if !amx::is_available() {
+        return;
+    }
+    let net = Network::builtin();
+    let s = *net.spec();
+    // Tile rows must be cache lines: the std crate's 64-byte-aligned buffer.
+    let mut packed = stylemap::bigbuf::BigBuf::<u32>::zeroed(amx::network_len(&s));
+    amx::pack_network(&s, net.core().params(), &mut packed).expect("pack");
+    let an = amx::AmxNetwork::new(s, packed).expect("amx network");
+    let mut g = c.benchmark_group("amx");
+    for &b in &BATCHES[1..] {
+        let z = latents(&net, b);
+        let mut w = vec![0.0f32; b * s.w_dim];
+        let mut scratch = vec![0.0f32; an.scratch_len(b)];
+        g.throughput(Throughput::Elements(b as u64));
+        g.bench_function(BenchmarkId::from_parameter(b), |bench| {
+            bench.iter(|| {
+                an.forward_batch(black_box(&z), &[], b, &mut scratch, &mut w)
+                    .expect("forward_batch");
+            });
+        });
+    }
+    g.finish();
+}
+
 fn matrixmultiply_alone(c: &mut Criterion) {
     let net = Network::builtin();
     let wd = net.spec().w_dim;
@@ -191,7 +220,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = latency;
     config = config();
-    targets = mapper, forward_per_kernel, layer_per_kernel, packed_per_kernel, samplers,
-        matrixmultiply_alone
+    targets = mapper, forward_per_kernel, layer_per_kernel, packed_per_kernel, amx_alone,
+        samplers, matrixmultiply_alone
 }
 criterion_main!(latency);

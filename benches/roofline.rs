@@ -14,9 +14,15 @@
 //! 3. **The bound** per sample, for batch B and T threads:
 //!    `bound(B) = max(weight_bytes / bw_T, 2 * MACs * B / peak_T) / B`,
 //!    with `bw_T` the T-core read bandwidth at the network's size and
-//!    `peak_T` the T-core FMA peak.
+//!    `peak_T` the T-core FMA peak: the issue's bound, for f32 FMA kernels.
+//!    Where AMX runs, also the tile unit's peak (`kernels::amx::tdp_loop`,
+//!    bf16 flop/s) and the AMX path's own bound: its weights are 1.5x the
+//!    bytes (three bf16 parts) and an f32 flop costs six bf16 flops, so
+//!    `amx_bound(B) = max(1.5 weight_bytes / bw_T, 12 MACs B / tile_peak_T) / B`.
 //! 4. **Measured** in the same run (median of repeated calls after a
-//!    warm-up): `Mapper::map` with every available kernel, the core's
+//!    warm-up): `Mapper::map` with every available kernel on the packed FMA
+//!    kernels (`GemmBackend::Packed`), the default mapper (`mapper-default`:
+//!    AMX from 32 samples where it runs), the core's
 //!    `PackedNetwork::forward_batch` alone (best kernel, one thread) and the
 //!    `matrixmultiply`-alone baseline, per (B, T); printed next to the bound
 //!    with the ratios of BENCHMARKS.md.
@@ -30,7 +36,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stylemap::core::kernels::{gemm, gemv_bias_act, probe};
+use stylemap::batch::GemmBackend;
+use stylemap::core::kernels::{amx, gemm, gemv_bias_act, probe};
 use stylemap::core::spec::Activation;
 use stylemap::core::{Kernel, PackedNetwork};
 use stylemap::{Mapper, Network};
@@ -97,6 +104,19 @@ fn main() {
         peak[1] = 2.0 * peak[0];
     }
 
+    // The tile unit, where AMX runs (bf16 flop/s, per thread count).
+    let tile_peak = amx::is_available().then(|| {
+        let one = tdp_peak(1, &opts);
+        let two = two_core(one, || tdp_peak(2, &opts)).max(one);
+        println!("\n## Peak AMX tile products (bf16)\n");
+        println!("| threads | bf16 GFLOP/s | f32 GFLOP/s at six bf16 products |");
+        println!("|---:|---:|---:|");
+        for (t, p) in [(1, one), (2, two)] {
+            println!("| {t} | {:.0} | {:.1} |", p / 1e9, p / 6e9);
+        }
+        [one, two]
+    });
+
     println!("\n## Read bandwidth (GB/s = 1e9 B/s)\n");
     println!("| working set | 1 thread | 2 threads | GEMV reader, 1 thread |");
     println!("|---|---:|---:|---:|");
@@ -136,6 +156,12 @@ fn main() {
         let flop = 2.0 * macs(&net) as f64 * b as f64 / peak[t - 1];
         mem.max(flop) / b as f64 * 1e6
     };
+    let amx_bound = |b: usize, t: usize| -> Option<f64> {
+        let peak = tile_peak?[t - 1];
+        let mem = 1.5 * wbytes as f64 / bw_net[t - 1];
+        let flop = 12.0 * macs(&net) as f64 * b as f64 / peak;
+        Some(mem.max(flop) / b as f64 * 1e6)
+    };
     println!("\n## Bound, µs per sample\n");
     println!("bound(B) = max(weight_bytes / bw_T(network), 2 * MACs * B / peak_T) / B\n");
     println!("| threads | B=1 | B=8 | B=64 | B=512 |");
@@ -146,6 +172,18 @@ fn main() {
             .map(|&b| format!("{:.1}", bound(b, t)))
             .collect();
         println!("| {t} | {} |", cells.join(" | "));
+    }
+    if tile_peak.is_some() {
+        println!("\namx_bound(B) = max(1.5 weight_bytes / bw_T, 12 MACs B / tile_peak_T) / B\n");
+        println!("| threads | B=1 | B=8 | B=64 | B=512 |");
+        println!("|---:|---:|---:|---:|---:|");
+        for &t in &THREADS {
+            let cells: Vec<String> = BATCHES
+                .iter()
+                .map(|&b| format!("{:.1}", amx_bound(b, t).unwrap_or(f64::NAN)))
+                .collect();
+            println!("| {t} | {} |", cells.join(" | "));
+        }
     }
 
     // Measured, same run.
@@ -163,11 +201,11 @@ fn main() {
     }
     let best_kernel = net.kernel();
     head.push_str(&format!(
-        " packed-{} | matrixmultiply | bound / mapper-{k} | scalar / mapper-{k} | matrixmultiply / mapper-{k} |",
+        " mapper-default | packed-{} | matrixmultiply | bound / mapper-{k} | bound / mapper-default | amx_bound / mapper-default | scalar / mapper-default | matrixmultiply / mapper-default |",
         best_kernel.name(),
         k = best_kernel.name()
     ));
-    rule.push_str("---:|---:|---:|---:|---:|");
+    rule.push_str("---:|---:|---:|---:|---:|---:|---:|---:|");
     let spec = *net.spec();
     let mut packed = vec![0.0f32; gemm::packed_network_len(&spec, best_kernel)];
     gemm::pack_network(&spec, net.core().params(), best_kernel, &mut packed).expect("pack");
@@ -185,7 +223,9 @@ fn main() {
             let mut row = format!("| {t} | {b} | {:.1} |", bound(b, t));
             let (mut scalar, mut best) = (f64::NAN, f64::NAN);
             for (k, n) in kernels.iter().zip(&nets) {
-                let mut m = Mapper::new(n).with_threads(t);
+                let mut m = Mapper::new(n)
+                    .with_threads(t)
+                    .with_gemm_backend(GemmBackend::Packed);
                 let us = median_secs(opts.budget, 3, || {
                     m.map(black_box(&z), &[], &mut w).expect("map")
                 }) * 1e6
@@ -198,6 +238,13 @@ fn main() {
                 }
                 row.push_str(&format!(" {us:.1} |"));
             }
+            // The default mapper: AMX where it runs, else the same as best.
+            let mut m = Mapper::new(&net).with_threads(t);
+            let default = median_secs(opts.budget, 3, || {
+                m.map(black_box(&z), &[], &mut w).expect("map")
+            }) * 1e6
+                / b as f64;
+            row.push_str(&format!(" {default:.1} |"));
             // The core's batched path alone (one thread).
             let pk = if t == 1 {
                 let mut scratch = vec![0.0f32; packed.scratch_len(b)];
@@ -218,18 +265,23 @@ fn main() {
                 matmul_forward_threads(&net, black_box(&z), &mut w, &mut scratch, t);
             }) * 1e6
                 / b as f64;
+            let amx_frac =
+                amx_bound(b, t).map_or("-".to_owned(), |a| format!("{:.2}", a / default));
             row.push_str(&format!(
-                " {mm:.1} | {:.2} | {:.1}x | {:.2}x |",
+                " {mm:.1} | {:.2} | {:.2} | {amx_frac} | {:.1}x | {:.2}x |",
                 bound(b, t) / best,
-                scalar / best,
-                mm / best
+                bound(b, t) / default,
+                scalar / default,
+                mm / default
             ));
             println!("{row}");
         }
     }
     println!(
-        "\n(mapper-{k} is the default, Kernel::best(); bound / mapper-{k} is the fraction of \
-         the bound achieved, 1.00 = at the bound; the other ratios are speed-ups of mapper-{k})",
+        "\n(mapper-{k} is Kernel::best() on the FMA kernels; mapper-default is what \
+         Mapper::new runs (the AMX kernel from 32 samples where it can run); bound / X is the \
+         fraction of the FMA bound achieved, 1.00 = at the bound (AMX can pass it); the other \
+         ratios are speed-ups of mapper-default)",
         k = best_kernel.name()
     );
 }
@@ -271,6 +323,24 @@ fn fma_peak(isa: Kernel, threads: usize, opts: &Opts) -> f64 {
             }
         });
     });
+    2.0 * flops / s
+}
+
+/// Peak tile throughput in bf16 flop/s on `threads` (1 or 2) cores.
+fn tdp_peak(threads: usize, opts: &Opts) -> f64 {
+    // ~5 ms per call at a few bf16 TFLOP/s.
+    let iters: u64 = 100_000;
+    let flops = amx::TDP_FLOPS_PER_ITER as f64 * iters as f64;
+    let run = move |reps: u64| {
+        for _ in 0..reps {
+            amx::tdp_loop(black_box(iters)).expect("available");
+        }
+    };
+    if threads == 1 {
+        return flops / median_secs(opts.budget, 5, || run(1));
+    }
+    let mut helper = Helper::new(run);
+    let s = median_secs(opts.budget, 5, || helper.run(1, run));
     2.0 * flops / s
 }
 

@@ -291,6 +291,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
     pub kernel: Option<stylemap::core::Kernel>,
 
+    /// Batched kernel of a full network: auto (AMX from 32 samples where the
+    /// CPU has it and the kernel is avx512, else packed), packed, amx or sgemm.
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = parse_gemm)]
+    pub gemm: stylemap::batch::GemmBackend,
+
     /// Timed calls per case, after warm-up.
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub iters: Option<usize>,
@@ -380,6 +385,19 @@ fn parse_kernel(s: &str) -> Result<stylemap::core::Kernel, String> {
             .collect();
         format!("unknown kernel '{s}' (one of: {})", names.join(", "))
     })
+}
+
+fn parse_gemm(s: &str) -> Result<stylemap::batch::GemmBackend, String> {
+    use stylemap::batch::GemmBackend;
+    match s.trim() {
+        "auto" => Ok(GemmBackend::Auto),
+        "packed" => Ok(GemmBackend::Packed),
+        "amx" => Ok(GemmBackend::Amx),
+        "sgemm" => Ok(GemmBackend::Sgemm),
+        _ => Err(format!(
+            "unknown batched kernel '{s}' (one of: auto, packed, amx, sgemm)"
+        )),
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -133,6 +133,15 @@ pub enum Error {
         /// Index of its first non-finite element.
         index: usize,
     },
+    /// A buffer does not start on the boundary its kernel needs (AMX tile
+    /// rows are cache lines: a misaligned tile load is 7x slower, so the
+    /// network refuses rather than run slowly).
+    Misaligned {
+        /// Which buffer.
+        what: Operand,
+        /// The alignment required, in bytes.
+        align: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -165,6 +174,11 @@ impl fmt::Display for Error {
                 f,
                 "{what} overflowed f32 at index {index} although every input was finite \
                  (values too large for f32 arithmetic)"
+            ),
+            Error::Misaligned { what, align } => write!(
+                f,
+                "{what} must start on a {align}-byte boundary (hold it in an aligned buffer, \
+                 e.g. a #[repr(align({align}))] wrapper)"
             ),
         }
     }

@@ -33,7 +33,8 @@ fn main() {
     let mut pv = vec![0u32; amx::packed_layer_len(out, inp)];
     amx::pack_layer(&w, out, inp, &mut pv).unwrap();
     let pa = stylemap::bigbuf::BigBuf::copy_from(&pv);
-    let mut acc = stylemap::bigbuf::BigBuf::copy_from(&vec![0.0f32; amx::layer_scratch_len(out, inp)]);
+    let mut acc =
+        stylemap::bigbuf::BigBuf::copy_from(&vec![0.0f32; amx::layer_scratch_len(out, inp)]);
     for b in [8usize, 16, 32, 64, 128, 256] {
         let x: Vec<f32> = (0..b * inp)
             .map(|i| ((i * 13) % 97) as f32 / 97.0 - 0.3 + (i % 11) as f32 * 1.7e-6)

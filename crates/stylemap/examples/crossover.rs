@@ -29,7 +29,13 @@ fn main() -> Result<(), stylemap::Error> {
     let mut variants: Vec<(&str, usize, usize, usize, GemmBackend)> = vec![
         ("gemv 1t", 1, usize::MAX, usize::MAX, GemmBackend::Packed),
         ("packed 1t", 1, 0, usize::MAX, GemmBackend::Packed),
-        ("gemv 2t (rows)", 2, usize::MAX, usize::MAX, GemmBackend::Packed),
+        (
+            "gemv 2t (rows)",
+            2,
+            usize::MAX,
+            usize::MAX,
+            GemmBackend::Packed,
+        ),
         ("packed 2t rows", 2, 0, usize::MAX, GemmBackend::Packed),
         ("packed 2t batch", 2, 0, 0, GemmBackend::Packed),
     ];

@@ -299,7 +299,7 @@ impl<'n> Mapper<'n> {
             return self.pool(false)?.forward(z, c, w, RowMode::Gemv);
         }
         let backend = match self.backend {
-            GemmBackend::Auto if n >= DEFAULT_AMX_THRESHOLD && self.amx_usable() => GemmBackend::Amx,
+            GemmBackend::Auto if self.runs_amx(n) => GemmBackend::Amx,
             GemmBackend::Auto => GemmBackend::Packed,
             b => b,
         };
@@ -322,6 +322,19 @@ impl<'n> Mapper<'n> {
             }
         }
         check_overflow(w, s.w_dim)
+    }
+
+    /// Whether a batch of `n` samples runs the AMX kernel (with
+    /// [`GemmBackend::Amx`], every batch that takes the GEMM path; with
+    /// [`GemmBackend::Auto`], from [`DEFAULT_AMX_THRESHOLD`] samples where
+    /// [`amx_usable`](Self::amx_usable)).
+    pub fn runs_amx(&self, n: usize) -> bool {
+        n >= self.gemm_threshold()
+            && match self.backend {
+                GemmBackend::Amx => true,
+                GemmBackend::Auto => n >= DEFAULT_AMX_THRESHOLD && self.amx_usable(),
+                GemmBackend::Packed | GemmBackend::Sgemm => false,
+            }
     }
 
     /// Whether [`GemmBackend::Auto`] may run the AMX kernel: it can run

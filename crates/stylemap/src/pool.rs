@@ -663,7 +663,9 @@ impl RowSource for AmxRows {
             .columns(mine.clone())
             .expect("the pool's rows start on column blocks");
         let b = x.len() / layer.in_features;
-        spread_rows(mine, layer.out_features, b, dense, y, |d| amx_layer(&part, x, d));
+        spread_rows(mine, layer.out_features, b, dense, y, |d| {
+            amx_layer(&part, x, d)
+        });
     }
 }
 
@@ -868,7 +870,7 @@ impl fmt::Debug for RowPool {
 /// Packs `net`'s weights for its kernel's batched layout
 /// ([`stylemap_core::kernels::gemm`]).
 pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<BigBuf<f32>>, Error> {
-use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
+    use stylemap_core::kernels::gemm::{pack_network, packed_network_len};
     let spec = net.spec();
     let kernel = net.kernel();
     let mut buf = BigBuf::zeroed(packed_network_len(spec, kernel));
@@ -937,12 +939,16 @@ impl RowPool {
     fn with_sources(sources: Sources, threads: usize) -> Result<RowPool, Error> {
         let threads = threads.max(1);
         let spec: MappingSpec = *sources.per_sample.spec();
-        let block = [Some(&sources.per_sample), Some(&sources.batched), sources.amx.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|s| s.block())
-            .max()
-            .unwrap_or(ROW_BLOCK);
+        let block = [
+            Some(&sources.per_sample),
+            Some(&sources.batched),
+            sources.amx.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.block())
+        .max()
+        .unwrap_or(ROW_BLOCK);
         let plan: Arc<[LayerPlan]> = (0..spec.num_layers)
             .map(|i| {
                 let (in_features, out_features) = spec.layer_shape(i);
@@ -1076,7 +1082,11 @@ impl RowPool {
         }
         let guard = AbortOnUnwind(barrier);
         let s = *spec;
-        let chunk = if mode == RowMode::Gemv { CHUNK } else { GEMM_CHUNK };
+        let chunk = if mode == RowMode::Gemv {
+            CHUNK
+        } else {
+            GEMM_CHUNK
+        };
         let rows = w.len() / s.w_dim;
         let mut done = 0;
         while done < rows {

@@ -10,6 +10,7 @@
 //! Output: a table (variant, threads, batch, µs/sample, samples/s), or with
 //! `--json` one line per case, exactly
 //! `{"variant": "mapper-<kernel>", "threads": T, "batch": B, "us_per_sample": X}`
+//! (`mapper-amx` for the cases the AMX kernel ran, see `--gemm`)
 //! (`pack-<precision>-<kernel>` for f16/bf16/int8 packs, which run on
 //! `stylemap::PackMapper`: panels split between a persistent pool's threads,
 //! the batch split from `DEFAULT_SPLIT_THRESHOLD` on).
@@ -17,6 +18,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use stylemap::batch::GemmBackend;
 use stylemap::core::Kernel;
 use stylemap::core::sampler::z_from_seed_xoshiro;
 
@@ -86,6 +88,14 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         }
         net = net.with_kernel(kernel)?;
     }
+    let full = matches!(net, super::Model::Full(_));
+    if args.gemm == GemmBackend::Amx && !(full && stylemap::core::kernels::amx::is_available()) {
+        return Err(Failure::msg(if full {
+            "--gemm amx: this CPU (or OS) cannot run AMX tiles".to_string()
+        } else {
+            "--gemm applies to full networks, not packs".to_string()
+        }));
+    }
     let budget = match (args.iters, args.seconds) {
         (Some(n), _) => Budget::Iters(n),
         (None, Some(s)) => Budget::Time(Duration::from_secs_f64(s)),
@@ -122,7 +132,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         .map_err(write_err)?;
     }
     for &threads in &args.threads {
-        let mut mapper = net.mapper(threads);
+        let mut mapper = net.mapper(threads).with_gemm_backend(args.gemm);
         for &batch in &args.batch {
             let mut z = super::buffer::<f32>(batch, s.z_dim, "z")?;
             for (seed, row) in z.chunks_exact_mut(s.z_dim).enumerate() {
@@ -137,7 +147,11 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
             let mut w = super::buffer::<f32>(batch, s.w_dim, "w")?;
             let secs = time_median(budget, || mapper.map(&z, &c, &mut w))?;
             let case = Case {
-                variant: variant.clone(),
+                variant: if mapper.runs_amx(batch) {
+                    "mapper-amx".to_string()
+                } else {
+                    variant.clone()
+                },
                 threads,
                 batch,
                 us_per_sample: secs * 1e6 / batch as f64,

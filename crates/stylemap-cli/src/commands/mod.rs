@@ -95,6 +95,22 @@ pub enum ModelMapper<'a> {
 }
 
 impl ModelMapper<'_> {
+    /// Selects the batched kernel of a full network (packs have their own).
+    pub fn with_gemm_backend(self, backend: stylemap::batch::GemmBackend) -> Self {
+        match self {
+            ModelMapper::Full(m) => ModelMapper::Full(Box::new(m.with_gemm_backend(backend))),
+            packed => packed,
+        }
+    }
+
+    /// Whether a batch of `n` runs the AMX kernel.
+    pub fn runs_amx(&self, n: usize) -> bool {
+        match self {
+            ModelMapper::Full(m) => m.runs_amx(n),
+            ModelMapper::Packed(_) => false,
+        }
+    }
+
     /// `w[n] = mapping(z[n], c[n])` for every sample.
     pub fn map(
         &mut self,

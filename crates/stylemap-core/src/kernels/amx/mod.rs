@@ -72,6 +72,25 @@ pub fn is_available() -> bool {
     return false;
 }
 
+/// bf16 flops of one round of [`tdp_loop`]: four 16 x 16 x 32 tile
+/// products, a multiply-add counting two.
+pub const TDP_FLOPS_PER_ITER: u64 = 4 * 16 * 16 * 32 * 2;
+
+/// Runs `iters` rounds of four independent tile products on zeroed tiles
+/// (no memory traffic): timing it gives the tile unit's peak, in bf16 flops
+/// ([`TDP_FLOPS_PER_ITER`] per round); an f32 flop of this module's kernel
+/// costs six. Errors if AMX is unavailable.
+pub fn tdp_loop(iters: u64) -> Result<(), Error> {
+    if !is_available() {
+        return Err(Error::KernelUnavailable);
+    }
+    #[cfg(all(target_arch = "x86_64", not(miri), not(feature = "force-scalar")))]
+    tiles::tdp_loop(iters);
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(feature = "force-scalar"))))]
+    let _ = iters;
+    Ok(())
+}
+
 /// The three bf16 parts of `v` (bits in the low half), each rounded to
 /// nearest even: `v == p0 + p1 + p2` exactly for every finite `v` whose
 /// parts are normal (`|v| >= 2^-110`). A non-finite `v` stays non-finite in

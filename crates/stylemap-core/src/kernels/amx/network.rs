@@ -173,7 +173,9 @@ pub struct AmxNetwork<P> {
 
 impl<P: AsRef<[u32]>> AmxNetwork<P> {
     /// Wraps a buffer written by [`pack_network`]. Errors if AMX is not
-    /// available here, `spec` is invalid, the length is wrong or a weight or
+    /// available here, `spec` is invalid, the length is wrong, the buffer
+    /// does not start on 64 bytes ([`Error::Misaligned`]: every layer then
+    /// starts on one, which the tile loads need for speed) or a weight or
     /// bias is not finite.
     pub fn new(spec: MappingSpec, packed: P) -> Result<Self, Error> {
         if !super::is_available() {
@@ -183,6 +185,12 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
         let (embed, len, layers) = sections(&spec).ok_or(Error::TooLarge)?;
         let p = packed.as_ref();
         check_len(Operand::Params, p, len)?;
+        if !(p.as_ptr() as usize).is_multiple_of(64) {
+            return Err(Error::Misaligned {
+                what: Operand::Params,
+                align: 64,
+            });
+        }
         let mut acc = 0;
         for s in embed.into_iter().flatten().chain(layers) {
             let bad_weight = p[s.weight..s.bias]
@@ -191,7 +199,10 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
             let bad_bias = p[s.bias..s.bias + s.out]
                 .iter()
                 .position(|&v| !f32::from_bits(v).is_finite());
-            if let Some(i) = bad_weight.map(|i| s.weight + i).or(bad_bias.map(|i| s.bias + i)) {
+            if let Some(i) = bad_weight
+                .map(|i| s.weight + i)
+                .or(bad_bias.map(|i| s.bias + i))
+            {
                 return Err(Error::NonFinite {
                     what: Operand::Params,
                     index: i,

@@ -285,8 +285,8 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
     // Word m of a pair vector is the high half of value m: word 2m + 1 of
     // the two source vectors taken together.
     let pick = _mm512_set_epi16(
-        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21,
-        19, 17, 15, 13, 11, 9, 7, 5, 3, 1,
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19,
+        17, 15, 13, 11, 9, 7, 5, 3, 1,
     );
     for (c, chunk) in dst.chunks_exact_mut(PAIR_U32).enumerate() {
         let kc = k0 + c * CHUNK;
@@ -312,7 +312,12 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
                 let at = (p * 2 + half) * TILE_U32 + row * 16;
                 let out: &mut [u32; 16] = (&mut chunk[at..at + 16]).try_into().unwrap();
                 // SAFETY: `out` is 16 u32 = 64 bytes; unaligned store.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_permutex2var_epi16(l, pick, h)) };
+                unsafe {
+                    _mm512_storeu_si512(
+                        out.as_mut_ptr().cast(),
+                        _mm512_permutex2var_epi16(l, pick, h),
+                    )
+                };
             }
         }
     }
@@ -344,7 +349,13 @@ fn bf16_hi(v: __m512) -> __m512i {
 }
 
 /// `y[r, :] = act(acc[r, :out] + bias)` for the `y.len() / out` rows.
-pub(super) fn epilogue_block(acc: &[f32], stride: usize, bias: &[f32], act: Activation, y: &mut [f32]) {
+pub(super) fn epilogue_block(
+    acc: &[f32],
+    stride: usize,
+    bias: &[f32],
+    act: Activation,
+    y: &mut [f32],
+) {
     assert!(available());
     // SAFETY: AVX-512F is part of `available`.
     unsafe { epilogue_block_avx512(acc, stride, bias, act, y) }
@@ -357,5 +368,41 @@ fn epilogue_block_avx512(acc: &[f32], stride: usize, bias: &[f32], act: Activati
         for ((v, &s), &b) in yr.iter_mut().zip(ar).zip(bias) {
             *v = crate::kernels::epilogue(s, b, act);
         }
+    }
+}
+
+/// `iters` rounds of four independent `tdpbf16ps` on zeroed tiles (no
+/// loads): the tile unit's peak, for the roofline probe.
+pub(super) fn tdp_loop(iters: u64) {
+    if iters == 0 {
+        return;
+    }
+    assert!(available());
+    let cfg = &CONFIG;
+    // SAFETY: AMX-BF16 is available and permitted; the block touches no
+    // memory but the 64-byte configuration, and releases the tiles.
+    unsafe {
+        asm!(
+            "ldtilecfg [{cfg}]",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "tilezero tmm4",
+            "tilezero tmm5",
+            "tilezero tmm6",
+            "tilezero tmm7",
+            "2:",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "dec {n}",
+            "jnz 2b",
+            "tilerelease",
+            cfg = in(reg) cfg.0.as_ptr(),
+            n = inout(reg) iters => _,
+            options(nostack),
+        );
     }
 }
