@@ -20,14 +20,26 @@
 //!   samples, no exchange). All of these give the same bits: each output is
 //!   one FMA accumulator over `k` in order, whichever thread computes it.
 //!
+//! - **AMX** ([`GemmBackend::Auto`], the default, from
+//!   [`DEFAULT_AMX_THRESHOLD`] samples where [`Mapper::amx_usable`]; or
+//!   forced with [`GemmBackend::Amx`]): f32 layers on AMX tiles
+//!   ([`stylemap_core::kernels::amx`]), 1.3-1.6x the packed kernels at
+//!   B >= 32 on the project's machine. Several threads split each layer's
+//!   column blocks in the pool ([`RowMode::Amx`]) below
+//!   [`DEFAULT_AMX_SPLIT_THRESHOLD`], the batch from there. Same f32
+//!   accuracy (numeric contract §3c), other bits than the FMA kernels;
+//!   bit-identical to [`AmxNetwork::forward_batch`] whatever the thread
+//!   count.
+//!
 //! [`GemmBackend::Sgemm`] swaps the packed kernels for one
 //! `matrixmultiply::sgemm` per layer (through ndarray's safe
 //! `general_mat_mul`), the batch split between scoped threads: the baseline
 //! the packed kernels are measured against.
 //!
-//! The two kinds differ only by f32 summation order (tests hold them within
-//! 1e-5). With the default thresholds the path depends on the batch size
-//! only, so the result for a batch does not depend on the thread count.
+//! The kinds differ only by f32 summation order (the numeric contract's §3
+//! bounds every pair). With the default thresholds the path depends on the
+//! batch size only, so the result for a batch does not depend on the thread
+//! count.
 //!
 //! The kernel is the network's ([`Network::kernel`]), which honours
 //! `STYLEMAP_KERNEL` ([`crate::network::kernel_from_env`]).

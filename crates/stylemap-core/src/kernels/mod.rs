@@ -19,7 +19,9 @@
 //! | [`Kernel::Neon`] | `neon::gemv_f32x4_neon` | aarch64 (NEON is baseline) |
 //!
 //! The batched kernels (many samples per pass over packed weights) live in
-//! [`gemm`]; the same [`Kernel`] value selects them.
+//! [`gemm`]; the same [`Kernel`] value selects them. [`amx`] is a batched
+//! f32 kernel of its own on Intel AMX tiles (f32 accuracy through an exact
+//! three-way bf16 split), with its own availability check.
 //!
 //! # Dispatch
 //!
