@@ -149,3 +149,65 @@ fn golden_suite_covers_the_required_shapes_and_truncations() {
         }
     }
 }
+
+/// The AMX path (f32 on AMX tiles through an exact three-way bf16 split)
+/// against the same f64 reference: every golden case of a network in one
+/// batch through `AmxNetwork::forward_batch`, within the same 1e-4. Skipped
+/// where AMX cannot run, unless `STYLEMAP_REQUIRE_AMX=1` (CI on AMX
+/// machines).
+#[test]
+fn every_golden_case_matches_the_f64_reference_on_the_amx_path() {
+    use stylemap_core::kernels::amx;
+    if !amx::is_available() {
+        assert!(
+            std::env::var("STYLEMAP_REQUIRE_AMX").as_deref() != Ok("1"),
+            "STYLEMAP_REQUIRE_AMX=1 but the AMX kernel cannot run here"
+        );
+        eprintln!("AMX is not available here: skipped");
+        return;
+    }
+    let manifest = golden_manifest();
+    let tol = manifest.tolerance_w_abs;
+    let mut checked = 0;
+    for net in &manifest.nets {
+        let spec = core_spec(net);
+        let syn = net.synthetic();
+        let params = folded(&spec, &syn);
+        let len = amx::network_len(&spec);
+        // The tiles want 64-byte rows: start the buffer on a cache line.
+        let mut buf = vec![0u32; len + 16];
+        let skip = buf.as_ptr().align_offset(64);
+        let packed = &mut buf[skip..skip + len];
+        amx::pack_network(&spec, &params, packed).unwrap();
+        let amx_net = amx::AmxNetwork::new(spec, &*packed).unwrap();
+        let cases: Vec<_> = manifest
+            .cases
+            .iter()
+            .filter(|c| c.net == net.name)
+            .collect();
+        let n = cases.len();
+        let mut z = Vec::with_capacity(n * spec.z_dim);
+        let mut c = Vec::with_capacity(n * spec.c_dim);
+        for case in &cases {
+            let (_, z64) = load_golden(&case.z);
+            z.extend(z64.iter().map(|&v| v as f32));
+            c.extend(case.one_hot(spec.c_dim).unwrap_or_default());
+        }
+        let mut scratch = vec![0.0f32; amx_net.scratch_len(n)];
+        let mut w = vec![0.0f32; n * spec.w_dim];
+        amx_net
+            .forward_batch(&z, &c, n, &mut scratch, &mut w)
+            .unwrap();
+        for (case, got) in cases.iter().zip(w.chunks_exact(spec.w_dim)) {
+            let (_, want_w) = load_golden(&case.w);
+            assert_close(
+                &format!("{} seed {} amx w", net.name, case.seed),
+                got,
+                &want_w,
+                tol,
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} cases checked");
+}
