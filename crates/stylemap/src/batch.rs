@@ -360,10 +360,7 @@ impl<'n> Mapper<'n> {
         if let Some(p) = &self.amx {
             return Ok(Arc::clone(p));
         }
-        let spec = self.net.spec();
-        let mut buf = BigBuf::zeroed(amx::network_len(spec));
-        amx::pack_network(spec, self.net.core().params(), &mut buf)?;
-        let p = Arc::new(AmxNetwork::new(*spec, buf)?);
+        let p = Arc::new(crate::pool::pack_amx(self.net)?);
         self.amx = Some(Arc::clone(&p));
         Ok(p)
     }

@@ -883,6 +883,15 @@ pub(crate) fn pack(net: &Network) -> Result<PackedNetwork<BigBuf<f32>>, Error> {
     )?)
 }
 
+/// Packs `net`'s weights for the AMX kernel ([`stylemap_core::kernels::amx`])
+/// into a 64-byte-aligned buffer. Errors where AMX cannot run.
+pub(crate) fn pack_amx(net: &Network) -> Result<AmxNetwork<BigBuf<u32>>, Error> {
+    let spec = net.spec();
+    let mut buf = BigBuf::zeroed(amx::network_len(spec));
+    amx::pack_network(spec, net.core().params(), &mut buf)?;
+    Ok(AmxNetwork::new(*spec, buf)?)
+}
+
 impl RowPool {
     /// Builds a pool of `threads` participants (the caller plus
     /// `threads - 1` worker threads, started here; 0 is taken as 1) for
@@ -903,6 +912,14 @@ impl RowPool {
         packed: Arc<PackedNetwork<BigBuf<f32>>>,
     ) -> Result<RowPool, Error> {
         RowPool::with_amx(net, threads, packed, None)
+    }
+
+    /// [`new`](Self::new), able to run [`RowMode::Amx`] too (the AMX
+    /// kernel's weights packed here). Errors with
+    /// [`stylemap_core::Error::KernelUnavailable`] where AMX cannot run.
+    pub fn new_with_amx(net: &Network, threads: usize) -> Result<RowPool, Error> {
+        let amx = Arc::new(pack_amx(net)?);
+        RowPool::with_amx(net, threads, Arc::new(pack(net)?), Some(amx))
     }
 
     /// [`with_packed`](Self::with_packed), plus the AMX kernel's weights

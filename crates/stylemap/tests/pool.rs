@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use common::core_forward;
+use stylemap::batch::GemmBackend;
+use stylemap::bigbuf::BigBuf;
+use stylemap::core::kernels::amx;
 use stylemap::core::kernels::gemm::{PackedNetwork, pack_network, packed_network_len};
 use stylemap::core::{Kernel, MappingSpec, sampler};
 use stylemap::pool::{CHUNK, GEMM_CHUNK, RowMode, RowPool, split_rows};
@@ -366,6 +369,82 @@ fn packed_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
     w
 }
 
+/// `AmxNetwork::forward_batch` of `net` on its own, the reference for the
+/// AMX paths.
+fn amx_forward(net: &Network, z: &[f32], c: &[f32]) -> Vec<f32> {
+    let s = *net.spec();
+    let mut buf = BigBuf::zeroed(amx::network_len(&s));
+    amx::pack_network(&s, net.core().params(), &mut buf).unwrap();
+    let a = amx::AmxNetwork::new(s, buf).unwrap();
+    let n = z.len() / s.z_dim;
+    let mut w = vec![0.0f32; n * s.w_dim];
+    let mut scratch = vec![0.0f32; a.scratch_len(n)];
+    a.forward_batch(z, c, n, &mut scratch, &mut w).unwrap();
+    w
+}
+
+/// AMX mode (column blocks split between threads) gives the AMX network's
+/// bits for every thread count, odd shape and batch size, and so does the
+/// mapper's AMX path whether it splits columns or the batch. Where AMX
+/// cannot run, the pool and the forced backend refuse cleanly instead.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn amx_mode_is_bit_identical_to_the_amx_network() {
+    let _serial = serial();
+    if !amx::is_available() {
+        assert!(
+            std::env::var("STYLEMAP_REQUIRE_AMX").as_deref() != Ok("1"),
+            "STYLEMAP_REQUIRE_AMX=1 but the AMX kernel cannot run here"
+        );
+        let net = Network::builtin();
+        assert!(RowPool::new_with_amx(&net, 2).is_err());
+        let mut w = vec![0.0f32; net.spec().w_dim];
+        let z = zs(&net, 1, 0);
+        let mut m = Mapper::new(&net)
+            .with_gemm_threshold(0)
+            .with_gemm_backend(GemmBackend::Amx);
+        assert!(m.map(&z, &[], &mut w).is_err());
+        return;
+    }
+    for (name, net) in odd_nets() {
+        let s = *net.spec();
+        let n = GEMM_CHUNK + 5; // two passes, the last one partial
+        let z = zs(&net, n, 300);
+        let c = labels(&net, n, 6);
+        let want = amx_forward(&net, &z, &c);
+        assert!(want.iter().all(|v| v.is_finite()));
+        for threads in 1..=4 {
+            let mut pool = RowPool::new_with_amx(&net, threads).unwrap();
+            for b in [1, 3, 33, GEMM_CHUNK, n] {
+                let mut w = vec![f32::NAN; b * s.w_dim];
+                pool.map_with(&z[..b * s.z_dim], &c[..b * s.c_dim], &mut w, RowMode::Amx)
+                    .unwrap();
+                let what = format!("{name}, {threads} threads, amx rows, batch {b}");
+                assert_bits_eq(&w, &want[..b * s.w_dim], &what);
+            }
+            for split in [0, 2, usize::MAX] {
+                let mut m = Mapper::new(&net)
+                    .with_threads(threads)
+                    .with_gemm_threshold(0)
+                    .with_gemm_backend(GemmBackend::Amx)
+                    .with_split_threshold(split);
+                let mut w = vec![f32::NAN; n * s.w_dim];
+                m.map(&z, &c, &mut w).unwrap();
+                let what = format!("{name}, mapper amx, {threads} threads, split {split}");
+                assert_bits_eq(&w, &want, &what);
+            }
+        }
+        // A pool built without the AMX weights refuses the mode.
+        let mut plain = RowPool::new(&net, 2).unwrap();
+        let mut w = vec![0.0f32; s.w_dim];
+        assert!(
+            plain
+                .map_with(&z[..s.z_dim], &c[..s.c_dim], &mut w, RowMode::Amx)
+                .is_err()
+        );
+    }
+}
+
 /// Packed mode (rows split by whole panels, activations exchanged after
 /// every layer) gives the packed network's bits for every thread count,
 /// kernel, odd shape and batch size, and so does the mapper's packed GEMM
@@ -401,6 +480,7 @@ fn packed_mode_is_bit_identical_to_the_packed_network() {
                     let mut m = Mapper::new(&net)
                         .with_threads(threads)
                         .with_gemm_threshold(0)
+                        .with_gemm_backend(GemmBackend::Packed)
                         .with_split_threshold(split);
                     let mut w = vec![f32::NAN; n * s.w_dim];
                     m.map(&z, &c, &mut w).unwrap();
