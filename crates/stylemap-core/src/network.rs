@@ -117,6 +117,49 @@ pub(crate) fn forward_layers<T: LayerWidth>(
     }
 }
 
+/// [`forward_layers`] over a whole batch of `batch >= 1` samples, `chunk`
+/// at a time: `scratch` holds the two activation buffers of `min(batch,
+/// chunk)` rows (`min(batch, chunk) * spec.scratch_len()` floats), and what
+/// is left of it is handed to every `run` call as the kernel's own scratch.
+/// `layers()` gives the embedding and the fc layers afresh for each chunk.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_chunks<T: LayerWidth, I: Iterator<Item = T>>(
+    spec: &MappingSpec,
+    z: &[f32],
+    c: &[f32],
+    batch: usize,
+    chunk: usize,
+    scratch: &mut [f32],
+    layers: impl Fn() -> (Option<T>, I),
+    mut run: impl FnMut(&T, &[f32], &mut [f32], &mut [f32]),
+    w: &mut [f32],
+) {
+    let (zd, cd, wd) = (spec.z_dim, spec.c_dim, spec.w_dim);
+    let chunk = batch.min(chunk);
+    let half = chunk * (spec.scratch_len() / 2);
+    let (a, rest) = scratch.split_at_mut(half);
+    let (b, kernel) = rest.split_at_mut(half);
+    let mut start = 0;
+    while start < batch {
+        let n = chunk.min(batch - start);
+        let (embed, fc) = layers();
+        let run = |l: &T, x: &[f32], y: &mut [f32]| run(l, x, y, kernel);
+        forward_layers(
+            spec,
+            &z[start * zd..],
+            &c[start * cd..],
+            n,
+            a,
+            b,
+            embed,
+            fc,
+            run,
+            &mut w[start * wd..(start + n) * wd],
+        );
+        start += n;
+    }
+}
+
 /// A mapping network over folded parameters held in any storage `P`:
 /// `&'static [f32]` in flash, `Vec<f32>` on a host, anything `AsRef<[f32]>`.
 ///

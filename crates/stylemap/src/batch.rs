@@ -50,7 +50,7 @@ use std::sync::{Arc, OnceLock};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use stylemap_core::fold::FoldedLayer;
-use stylemap_core::kernels::amx::{self, AmxNetwork};
+use stylemap_core::kernels::amx::AmxNetwork;
 use stylemap_core::kernels::gemm::PackedNetwork;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
@@ -323,14 +323,16 @@ impl<'n> Mapper<'n> {
                     return self.pool(true)?.forward(z, c, w, RowMode::Amx);
                 }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
-                self.run_amx_split(z, c, w, threads)?;
+                let amx = self.amx()?;
+                self.run_split(&*amx, z, c, w, threads)?;
             }
             GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
                 if threads > 1 && n < self.split_threshold() {
                     return self.pool(false)?.forward(z, c, w, RowMode::Packed);
                 }
-                self.run_packed_split(z, c, w, threads)?;
+                let packed = self.packed()?;
+                self.run_split(&*packed, z, c, w, threads)?;
             }
         }
         check_overflow(w, s.w_dim)
@@ -365,30 +367,6 @@ impl<'n> Mapper<'n> {
         Ok(p)
     }
 
-    /// The AMX path with the batch split into `threads` contiguous parts.
-    fn run_amx_split(
-        &mut self,
-        z: &[f32],
-        c: &[f32],
-        w: &mut [f32],
-        threads: usize,
-    ) -> Result<(), Error> {
-        let s = *self.net.spec();
-        let net = self.amx()?;
-        if self.work.len() < threads {
-            self.work.resize_with(threads, Workspace::default);
-        }
-        let run = |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| {
-            let b = w.len() / s.w_dim;
-            let need = net.scratch_len(b);
-            if ws.scratch.len() < need {
-                ws.scratch.resize(need, 0.0);
-            }
-            Ok(net.forward_batch(z, c, b, &mut ws.scratch, w)?)
-        };
-        split_batch(&s, z, c, w, &mut self.work[..threads], run)
-    }
-
     /// The weights packed for the batched kernels (packed on first use).
     fn packed(&mut self) -> Result<Arc<PackedNetwork<BigBuf<f32>>>, Error> {
         if let Some(p) = &self.packed {
@@ -415,27 +393,27 @@ impl<'n> Mapper<'n> {
         Ok(self.pool.as_mut().expect("the pool was just built"))
     }
 
-    /// The packed GEMM path with the batch split into `threads` contiguous
-    /// parts (the calling thread takes the first).
-    fn run_packed_split(
+    /// A batched network's forward with the batch split into `threads`
+    /// contiguous parts (the calling thread takes the first).
+    fn run_split(
         &mut self,
+        net: &impl BatchForward,
         z: &[f32],
         c: &[f32],
         w: &mut [f32],
         threads: usize,
     ) -> Result<(), Error> {
         let s = *self.net.spec();
-        let packed = self.packed()?;
         if self.work.len() < threads {
             self.work.resize_with(threads, Workspace::default);
         }
         let run = |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| {
             let b = w.len() / s.w_dim;
-            let need = packed.scratch_len(b);
+            let need = net.scratch_len(b);
             if ws.scratch.len() < need {
                 ws.scratch.resize(need, 0.0);
             }
-            Ok(packed.forward_batch(z, c, b, &mut ws.scratch, w)?)
+            Ok(net.forward_batch(z, c, b, &mut ws.scratch, w)?)
         };
         split_batch(&s, z, c, w, &mut self.work[..threads], run)
     }
@@ -451,6 +429,54 @@ impl<'n> Mapper<'n> {
         let run =
             |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| run_gemm(net, z, c, w, ws);
         split_batch(&s, z, c, w, &mut self.work[..threads], run)
+    }
+}
+
+/// A core network that maps a batch with caller scratch: what the batch
+/// split runs on each thread.
+trait BatchForward: Sync {
+    fn scratch_len(&self, batch: usize) -> usize;
+    fn forward_batch(
+        &self,
+        z: &[f32],
+        c: &[f32],
+        batch: usize,
+        scratch: &mut [f32],
+        w: &mut [f32],
+    ) -> Result<(), stylemap_core::Error>;
+}
+
+impl BatchForward for PackedNetwork<BigBuf<f32>> {
+    fn scratch_len(&self, batch: usize) -> usize {
+        PackedNetwork::scratch_len(self, batch)
+    }
+
+    fn forward_batch(
+        &self,
+        z: &[f32],
+        c: &[f32],
+        batch: usize,
+        scratch: &mut [f32],
+        w: &mut [f32],
+    ) -> Result<(), stylemap_core::Error> {
+        PackedNetwork::forward_batch(self, z, c, batch, scratch, w)
+    }
+}
+
+impl BatchForward for AmxNetwork<BigBuf<u32>> {
+    fn scratch_len(&self, batch: usize) -> usize {
+        AmxNetwork::scratch_len(self, batch)
+    }
+
+    fn forward_batch(
+        &self,
+        z: &[f32],
+        c: &[f32],
+        batch: usize,
+        scratch: &mut [f32],
+        w: &mut [f32],
+    ) -> Result<(), stylemap_core::Error> {
+        AmxNetwork::forward_batch(self, z, c, batch, scratch, w)
     }
 }
 

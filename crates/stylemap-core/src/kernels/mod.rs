@@ -212,6 +212,28 @@ pub(crate) fn run(
     }
 }
 
+/// The checks every batched layer entry point makes on `x [batch, in]` and
+/// `y [batch, out]`: both widths positive, the lengths chain. Returns the
+/// batch size.
+pub(crate) fn check_layer_io(
+    in_features: usize,
+    out: usize,
+    x: &[f32],
+    y: &[f32],
+) -> Result<usize, Error> {
+    if in_features == 0 || out == 0 {
+        return Err(Error::BadDimension(Operand::Gemv));
+    }
+    let batch = x.len() / in_features;
+    crate::error::check_len(Operand::Gemv, x, batch * in_features)?;
+    crate::error::check_len(
+        Operand::Gemv,
+        y,
+        batch.checked_mul(out).ok_or(Error::TooLarge)?,
+    )?;
+    Ok(batch)
+}
+
 /// The fused epilogue shared by every kernel: bias, then activation.
 /// (The activation gain is folded into the weights and bias.)
 #[inline(always)]

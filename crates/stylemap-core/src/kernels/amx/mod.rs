@@ -129,7 +129,7 @@ pub const fn packed_layer_len(out: usize, inp: usize) -> usize {
     }
 }
 
-const fn checked_layer_len(out: usize, inp: usize) -> Option<usize> {
+pub(crate) const fn checked_layer_len(out: usize, inp: usize) -> Option<usize> {
     let blocks = out.div_ceil(BLOCK_COLS);
     let chunks = inp.div_ceil(CHUNK);
     match blocks.checked_mul(chunks) {
@@ -233,16 +233,7 @@ pub fn gemm_bias_act(
         return Err(Error::KernelUnavailable);
     }
     let out = bias.len();
-    if in_features == 0 || out == 0 {
-        return Err(Error::BadDimension(Operand::Gemv));
-    }
-    let batch = x.len() / in_features;
-    check_len(Operand::Gemv, x, batch * in_features)?;
-    check_len(
-        Operand::Gemv,
-        y,
-        batch.checked_mul(out).ok_or(Error::TooLarge)?,
-    )?;
+    super::check_layer_io(in_features, out, x, y)?;
     let plen = checked_layer_len(out, in_features).ok_or(Error::TooLarge)?;
     check_len(Operand::Gemv, packed, plen)?;
     let need = layer_scratch_len(out, in_features);

@@ -1,8 +1,9 @@
 //! A whole mapping network on the AMX kernel, batched.
 
-use super::{checked_layer_len, layer_scratch_len, pack_layer, run};
+use super::{layer_scratch_len, pack_layer, run};
 use crate::error::{Error, Operand, check_len};
-use crate::network::{LayerWidth, check_batch_io, forward_layers};
+use crate::kernels::gemm::{Section, Sections, WeightLayout};
+use crate::network::{LayerWidth, check_batch_io, forward_chunks};
 use crate::spec::{Activation, MappingSpec};
 
 /// Samples per pass through the layers in [`AmxNetwork::forward_batch`]:
@@ -49,83 +50,20 @@ impl<'a> AmxLayer<'a> {
     }
 }
 
-/// One layer's place in the buffer (u32 offsets).
-#[derive(Clone, Copy, Debug)]
-struct Section {
-    weight: usize,
-    bias: usize,
-    inp: usize,
-    out: usize,
-    activation: Activation,
-}
-
 impl LayerWidth for AmxLayer<'_> {
     fn out_features(&self) -> usize {
         self.out_features
     }
 }
 
-/// The sections in buffer order (embedding first if `c_dim > 0`), each
-/// starting on 16 u32 (64 bytes), and the total length; `None` on overflow.
-fn sections(spec: &MappingSpec) -> Option<([Option<Section>; 1], usize, SectionIter)> {
-    let mut it = SectionIter {
-        spec: *spec,
-        at: 0,
-        i: 0,
-        overflow: false,
-    };
-    let embed = if spec.c_dim > 0 { it.next() } else { None };
-    let mut end = it.clone();
-    for _ in end.by_ref() {}
-    if end.overflow {
-        return None;
-    }
-    Some(([embed], end.at, it))
-}
-
-#[derive(Clone, Debug)]
-struct SectionIter {
-    spec: MappingSpec,
-    at: usize,
-    i: usize,
-    overflow: bool,
-}
-
-impl Iterator for SectionIter {
-    type Item = Section;
-
-    fn next(&mut self) -> Option<Section> {
-        let s = &self.spec;
-        let embeds = usize::from(s.c_dim > 0);
-        if self.overflow || self.i >= embeds + s.num_layers {
-            return None;
-        }
-        let (inp, out, activation) = if self.i < embeds {
-            (s.c_dim, s.embed_features, Activation::Linear)
-        } else {
-            let (inp, out) = s.layer_shape(self.i - embeds);
-            (inp, out, s.activation)
-        };
-        let place = || {
-            let bias = self.at.checked_add(checked_layer_len(out, inp)?)?;
-            let end = bias.checked_add(out)?.checked_add(15)? / 16 * 16;
-            Some((bias, end))
-        };
-        let Some((bias, end)) = place() else {
-            self.overflow = true;
-            return None;
-        };
-        let section = Section {
-            weight: self.at,
-            bias,
-            inp,
-            out,
-            activation,
-        };
-        self.at = end;
-        self.i += 1;
-        Some(section)
-    }
+/// The sections of `spec`'s buffer (embedding first if `c_dim > 0`), each
+/// starting on 16 u32 (64 bytes): the embedding, the total length and the
+/// fc layers; `None` on overflow.
+fn sections(spec: &MappingSpec) -> Option<(Option<Section>, usize, Sections)> {
+    let mut fc = Sections::with_layout(spec, WeightLayout::Amx);
+    let embed = if spec.c_dim > 0 { fc.next() } else { None };
+    let len = fc.clone().end()?;
+    Some((embed, len, fc))
 }
 
 /// u32 of a whole network packed by [`pack_network`]. Saturates at
@@ -148,7 +86,7 @@ pub fn pack_network(spec: &MappingSpec, folded: &[f32], dst: &mut [u32]) -> Resu
     check_len(Operand::Params, dst, len)?;
     dst.fill(0);
     let (fembed, flayers) = crate::fold::layers(spec, folded);
-    let all = embed.into_iter().flatten().chain(layers);
+    let all = embed.into_iter().chain(layers);
     for (s, l) in all.zip(fembed.into_iter().chain(flayers)) {
         pack_layer(l.weight, s.out, s.inp, &mut dst[s.weight..s.bias])?;
         for (d, b) in dst[s.bias..s.bias + s.out].iter_mut().zip(l.bias) {
@@ -192,7 +130,7 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
             });
         }
         let mut acc = 0;
-        for s in embed.into_iter().flatten().chain(layers) {
+        for s in embed.into_iter().chain(layers) {
             let bad_weight = p[s.weight..s.bias]
                 .iter()
                 .position(|&v| v & 0x7f80 == 0x7f80 || v & 0x7f80_0000 == 0x7f80_0000);
@@ -237,7 +175,7 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
     /// The label embedding (conditional networks) and the fc layers, in order.
     pub fn layers(&self) -> (Option<AmxLayer<'_>>, impl Iterator<Item = AmxLayer<'_>>) {
         let (embed, _, layers) = sections(&self.spec).expect("checked in new");
-        (embed[0].map(|s| self.view(s)), layers.map(|s| self.view(s)))
+        (embed.map(|s| self.view(s)), layers.map(|s| self.view(s)))
     }
 
     /// f32 of scratch [`forward_batch`](Self::forward_batch) needs for
@@ -267,34 +205,21 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
         if batch == 0 {
             return Ok(());
         }
-        let s = &self.spec;
-        let chunk = batch.min(AMX_BATCH_CHUNK);
-        let half = chunk * (s.scratch_len() / 2);
-        let (a, rest) = scratch.split_at_mut(half);
-        let (b, rest) = rest.split_at_mut(half);
-        let acc = &mut rest[..self.acc];
-        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
-        let mut start = 0;
-        while start < batch {
-            let n = chunk.min(batch - start);
-            let (embed, layers) = self.layers();
-            let run = |l: &AmxLayer<'_>, x: &[f32], y: &mut [f32]| {
-                run(l.weight, l.bias, x, l.in_features, l.activation, y, acc);
-            };
-            forward_layers(
-                s,
-                &z[start * zd..],
-                &c[start * cd..],
-                n,
-                a,
-                b,
-                embed,
-                layers,
-                run,
-                &mut w[start * wd..(start + n) * wd],
-            );
-            start += n;
-        }
+        let run = |l: &AmxLayer<'_>, x: &[f32], y: &mut [f32], acc: &mut [f32]| {
+            run(l.weight, l.bias, x, l.in_features, l.activation, y, acc);
+        };
+        let layers = || self.layers();
+        forward_chunks(
+            &self.spec,
+            z,
+            c,
+            batch,
+            AMX_BATCH_CHUNK,
+            scratch,
+            layers,
+            run,
+            w,
+        );
         Ok(())
     }
 }

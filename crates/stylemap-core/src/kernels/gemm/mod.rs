@@ -183,13 +183,32 @@ pub(crate) struct Section {
     pub activation: Activation,
 }
 
-/// The sections of a network packed with panels of `nr`, in buffer order:
-/// the embedding (if any), then each fc layer. `spec` must be valid; on
-/// overflow the iteration stops early and [`end`](Self::end) is `None`.
+/// How many elements one layer's packed weights take: panels of `nr` rows
+/// ([`packed_len`]), or the AMX layout ([`crate::kernels::amx::packed_layer_len`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WeightLayout {
+    Panels(usize),
+    Amx,
+}
+
+impl WeightLayout {
+    fn len(self, out: usize, inp: usize) -> Option<usize> {
+        match self {
+            WeightLayout::Panels(nr) => checked_packed_len(out, inp, nr),
+            WeightLayout::Amx => crate::kernels::amx::checked_layer_len(out, inp),
+        }
+    }
+}
+
+/// The sections of a network's packed buffer, in buffer order: the
+/// embedding (if any), then each fc layer, each its weights in `layout`,
+/// its bias, and padding to [`SECTION_ALIGN`] elements. `spec` must be
+/// valid; on overflow the iteration stops early and [`end`](Self::end) is
+/// `None`.
 #[derive(Clone, Debug)]
 pub(crate) struct Sections {
     spec: MappingSpec,
-    nr: usize,
+    layout: WeightLayout,
     at: usize,
     i: usize,
     overflow: bool,
@@ -197,9 +216,13 @@ pub(crate) struct Sections {
 
 impl Sections {
     pub(crate) fn new(spec: &MappingSpec, nr: usize) -> Self {
+        Sections::with_layout(spec, WeightLayout::Panels(nr))
+    }
+
+    pub(crate) fn with_layout(spec: &MappingSpec, layout: WeightLayout) -> Self {
         Sections {
             spec: *spec,
-            nr,
+            layout,
             at: 0,
             i: 0,
             overflow: false,
@@ -229,9 +252,7 @@ impl Iterator for Sections {
             (inp, out, s.activation)
         };
         let place = || {
-            let bias = self
-                .at
-                .checked_add(checked_packed_len(out, inp, self.nr)?)?;
+            let bias = self.at.checked_add(self.layout.len(out, inp)?)?;
             Some((bias, align_up(bias.checked_add(out)?)?))
         };
         let Some((bias, end)) = place() else {
@@ -342,16 +363,7 @@ pub fn gemm_packed_bias_act_then(
         return Err(Error::KernelUnavailable);
     }
     let out = bias.len();
-    if in_features == 0 || out == 0 {
-        return Err(Error::BadDimension(Operand::Gemv));
-    }
-    let batch = x.len() / in_features;
-    check_len(Operand::Gemv, x, batch * in_features)?;
-    check_len(
-        Operand::Gemv,
-        y,
-        batch.checked_mul(out).ok_or(Error::TooLarge)?,
-    )?;
+    super::check_layer_io(in_features, out, x, y)?;
     let nr = kernel.packed_nr();
     let plen = checked_packed_len(out, in_features, nr).ok_or(Error::TooLarge)?;
     check_len(Operand::Gemv, packed, plen)?;

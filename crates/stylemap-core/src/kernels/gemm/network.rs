@@ -3,7 +3,7 @@
 use super::{Section, Sections};
 use crate::error::{Error, Operand, check_finite, check_len};
 use crate::kernels::Kernel;
-use crate::network::{LayerWidth, check_batch_io, forward_layers};
+use crate::network::{LayerWidth, check_batch_io, forward_chunks};
 use crate::spec::{Activation, MappingSpec};
 use crate::truncation;
 
@@ -191,15 +191,9 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
         if batch == 0 {
             return Ok(());
         }
-        let s = &self.spec;
-        let chunk = batch.min(BATCH_CHUNK);
-        let half = chunk * (s.scratch_len() / 2);
-        let (a, rest) = scratch.split_at_mut(half);
-        let b = &mut rest[..half];
-        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
         let kernel = self.kernel;
         let packed = self.packed.as_ref();
-        let run = |l: &PackedLayer<'_>, x: &[f32], y: &mut [f32]| {
+        let run = |l: &PackedLayer<'_>, x: &[f32], y: &mut [f32], _: &mut [f32]| {
             // Prefetching runs on past this layer's weights into the rest
             // of the buffer: its bias, then the next layer.
             let next = after(packed, l.weight);
@@ -214,24 +208,18 @@ impl<P: AsRef<[f32]>> PackedNetwork<P> {
                 next,
             );
         };
-        let mut start = 0;
-        while start < batch {
-            let n = chunk.min(batch - start);
-            let (embed, layers) = self.layers();
-            forward_layers(
-                s,
-                &z[start * zd..],
-                &c[start * cd..],
-                n,
-                a,
-                b,
-                embed,
-                layers,
-                run,
-                &mut w[start * wd..(start + n) * wd],
-            );
-            start += n;
-        }
+        let layers = || self.layers();
+        forward_chunks(
+            &self.spec,
+            z,
+            c,
+            batch,
+            BATCH_CHUNK,
+            scratch,
+            layers,
+            run,
+            w,
+        );
         Ok(())
     }
 
