@@ -477,6 +477,9 @@ fn packed_mode_is_bit_identical_to_the_packed_network() {
                     assert_bits_eq(&w, &want[..b * s.w_dim], &what);
                 }
                 for split in [0, 2, usize::MAX] {
+                    // Packed, not the default Auto: from 32 samples on Auto
+                    // runs the AMX kernel where it can, which is not
+                    // bit-identical to the packed network (contract §3c).
                     let mut m = Mapper::new(&net)
                         .with_threads(threads)
                         .with_gemm_threshold(0)

@@ -10,8 +10,9 @@
 mod bound;
 
 use proptest::prelude::*;
-use stylemap::batch::GemmBackend;
+use stylemap::batch::{DEFAULT_AMX_THRESHOLD, GemmBackend};
 use stylemap::core::fold::{self, FoldedLayer, RawLayer, RawParams};
+use stylemap::core::kernels::amx::{self, AmxNetwork};
 use stylemap::core::network::normalize_2nd_moment;
 use stylemap::core::truncation;
 use stylemap::core::{Activation, Error as CoreError, Kernel, MappingSpec};
@@ -124,12 +125,44 @@ fn layer<'a>(l: &FoldedLayer<'a>) -> bound::Layer<'a> {
 }
 
 fn network_bound(net: &Network, z: &[f32], c: &[f32]) -> bound::Bound {
+    network_bound_with(bound::Model::Fma, net, z, c)
+}
+
+/// The whole-network bound of contract §3b (`Model::Fma`) or §3c
+/// (`Model::Amx`) for one sample.
+fn network_bound_with(model: bound::Model, net: &Network, z: &[f32], c: &[f32]) -> bound::Bound {
     let mut x0 = vec![0.0f32; z.len()];
     normalize_2nd_moment(z, &mut x0);
     let (embed, fc) = net.core().layers();
     let fc: Vec<_> = fc.collect();
     let fc: Vec<bound::Layer<'_>> = fc.iter().map(layer).collect();
-    bound::network_bound(&x0, embed.as_ref().map(|e| (layer(e), c)), &fc)
+    bound::network_bound_with(model, &x0, embed.as_ref().map(|e| (layer(e), c)), &fc)
+}
+
+/// Set (to anything but `0`) to fail instead of skipping the AMX
+/// properties where AMX cannot run (as `crates/stylemap-core/tests/amx.rs`).
+const REQUIRE_AMX: &str = "STYLEMAP_REQUIRE_AMX";
+
+/// Whether the AMX kernel can run here; otherwise notes the skip once, or
+/// fails the property if [`REQUIRE_AMX`] asks for AMX.
+fn amx_here() -> Result<bool, TestCaseError> {
+    if amx::is_available() {
+        return Ok(true);
+    }
+    let required =
+        std::env::var(REQUIRE_AMX).is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
+    prop_assert!(
+        !required,
+        "{} is set, but AMX is required and unavailable here",
+        REQUIRE_AMX
+    );
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    NOTE.call_once(|| {
+        eprintln!(
+            "AMX is not available here: AMX properties skipped (set {REQUIRE_AMX}=1 to fail instead)"
+        )
+    });
+    Ok(false)
 }
 
 /// SPEC §1 in f64 straight from the raw parameters (no folding): gains
@@ -384,6 +417,87 @@ proptest! {
     }
 }
 
+/// Fewer cases for the AMX property: each maps 30..=70 samples through up
+/// to a dozen mapper configurations (threads started per call) and bounds
+/// every sample.
+fn amx_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 12 },
+        ..config()
+    }
+}
+
+proptest! {
+    #![proptest_config(amx_config())]
+
+    /// §3c and §4 for the Mapper's AMX path (batches of 30..=70, around
+    /// `DEFAULT_AMX_THRESHOLD`): `GemmBackend::Amx` and `Auto` are within
+    /// the AMX whole-network bound of the exact value per sample and give
+    /// the same bits on 1, 2 and 3 threads (the batch split differently);
+    /// `Amx` equals the core's `AmxNetwork::forward_batch` bit for bit, and
+    /// `Auto` equals `Amx` from the threshold on where `amx_usable`, the
+    /// packed path below it. (`Packed` equals `PackedNetwork::forward_batch`:
+    /// `pool.rs` `packed_mode_is_bit_identical_to_the_packed_network`.)
+    #[test]
+    fn mapper_amx_path_is_within_its_bound_and_deterministic(
+        raw in raw_net(),
+        n in 30usize..=70,
+        z in latents(70, 6),
+        classes in prop::collection::vec(0usize..8, 1..4),
+    ) {
+        if !amx_here()? {
+            return Ok(());
+        }
+        let s = raw.spec;
+        let net = network(&raw);
+        let zs: Vec<f32> = z.iter().copied().cycle().take(n * s.z_dim).collect();
+        let cs = one_hots(n, s.c_dim, &classes);
+        let sample = |i: usize| (&zs[i * s.z_dim..(i + 1) * s.z_dim], &cs[i * s.c_dim..(i + 1) * s.c_dim]);
+        let bounds: Vec<bound::Bound> = (0..n)
+            .map(|i| {
+                let (z, c) = sample(i);
+                network_bound_with(bound::Model::Amx, &net, z, c)
+            })
+            .collect();
+        prop_assume!(bounds.iter().all(bound::Bound::within_range));
+        let mut packed = vec![0u32; amx::network_len(&s)];
+        amx::pack_network(&s, net.core().params(), &mut packed).unwrap();
+        let core = AmxNetwork::new(s, packed).unwrap();
+        let mut want = vec![f32::NAN; n * s.w_dim];
+        let mut scratch = vec![f32::NAN; core.scratch_len(n)];
+        core.forward_batch(&zs, &cs, n, &mut scratch, &mut want).unwrap();
+        let map = |backend: GemmBackend, threads: usize| {
+            let mut w = vec![f32::NAN; n * s.w_dim];
+            let mut m = Mapper::new(&net).with_threads(threads).with_gemm_backend(backend);
+            m.map(&zs, &cs, &mut w).map(|()| (w, m.amx_usable()))
+        };
+        for backend in [GemmBackend::Amx, GemmBackend::Auto] {
+            let mut first: Option<Vec<u32>> = None;
+            for threads in [1usize, 2, 3] {
+                let (w, usable) = map(backend, threads).unwrap();
+                for (i, b) in bounds.iter().enumerate() {
+                    for r in 0..s.w_dim {
+                        let v = w[i * s.w_dim + r];
+                        let d = (f64::from(v) - b.exact[r]).abs();
+                        prop_assert!(d <= b.err[r], "{backend:?} threads {threads} sample {i} w[{r}] {v} exact {} F {}", b.exact[r], b.err[r]);
+                    }
+                }
+                match &first {
+                    None => first = Some(bits(&w)),
+                    Some(f) => prop_assert_eq!(f, &bits(&w), "{:?}: threads {} changed bits", backend, threads),
+                }
+                let amx_path = backend == GemmBackend::Amx || (n >= DEFAULT_AMX_THRESHOLD && usable);
+                if amx_path {
+                    prop_assert_eq!(bits(&w), bits(&want), "{:?} threads {}: != AmxNetwork::forward_batch", backend, threads);
+                } else {
+                    let (p, _) = map(GemmBackend::Packed, 1).unwrap();
+                    prop_assert_eq!(bits(&w), bits(&p), "Auto below the AMX threshold != Packed");
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // §2 and §6 through the std API (deterministic)
 // ---------------------------------------------------------------------------
@@ -484,11 +598,16 @@ fn overflow_is_an_error_on_the_gemv_path() {
     assert!(e.to_string().contains("overflowed f32"), "{e}");
 }
 
-/// The same through the batched paths (packed GEMM and sgemm).
+/// The same through the batched paths (packed GEMM, sgemm and, where it
+/// runs, AMX).
 #[test]
 fn overflow_is_an_error_on_the_gemm_path() {
     let (net, z) = overflowing_net();
-    for backend in [GemmBackend::Packed, GemmBackend::Sgemm] {
+    let amx = amx::is_available().then_some(GemmBackend::Amx);
+    for backend in [GemmBackend::Packed, GemmBackend::Sgemm]
+        .into_iter()
+        .chain(amx)
+    {
         let mut w = vec![0.0f32; 2 * 2];
         let r = Mapper::new(&net)
             .with_gemm_threshold(0)
