@@ -35,15 +35,10 @@ use common::{normal, raw_net, uniform};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::FoldedLayer;
-use stylemap_core::kernels::amx::{self, AmxNetwork};
+use stylemap_core::kernels::amx::{self, AMX_BATCH_CHUNK, AmxNetwork};
 use stylemap_core::kernels::{self, Kernel};
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::{Activation, Error, MappingNetwork, MappingSpec, Operand};
-
-/// Samples per pass of `AmxNetwork::forward_batch`
-/// (`kernels::amx::network::AMX_BATCH_CHUNK`, which the crate does not
-/// export). Only used to pick batches that cross a pass boundary.
-const AMX_BATCH_CHUNK: usize = 128;
 
 /// Set (to anything but `0`) to fail instead of skipping without AMX.
 const REQUIRE_ENV: &str = "STYLEMAP_REQUIRE_AMX";
@@ -721,7 +716,7 @@ fn network_bounds(
 /// `forward_batch` on samples `lo..hi`, scratch full of NaN and `offset`
 /// floats into its allocation.
 fn amx_forward(
-    net: &AmxNetwork<Vec<u32>>,
+    net: &AmxNetwork<Aligned>,
     z: &[f32],
     c: &[f32],
     (lo, hi): (usize, usize),
@@ -742,9 +737,53 @@ fn amx_forward(
     w
 }
 
-fn amx_net(spec: MappingSpec, params: &[f32]) -> AmxNetwork<Vec<u32>> {
-    let mut buf = vec![0xffff_ffffu32; amx::network_len(&spec)];
-    amx::pack_network(&spec, params, &mut buf).unwrap();
+/// A u32 buffer that starts on a 64-byte boundary: `AmxNetwork` refuses
+/// others (tile rows are cache lines).
+struct Aligned {
+    buf: Vec<u32>,
+    skip: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn filled(len: usize, v: u32) -> Aligned {
+        let buf = vec![v; len + 16];
+        let skip = buf.as_ptr().align_offset(64);
+        Aligned { buf, skip, len }
+    }
+
+    fn zeroed(len: usize) -> Aligned {
+        Aligned::filled(len, 0)
+    }
+
+    fn copy_of(src: &[u32]) -> Aligned {
+        let mut a = Aligned::zeroed(src.len());
+        a.as_mut().copy_from_slice(src);
+        a
+    }
+}
+
+impl Clone for Aligned {
+    fn clone(&self) -> Aligned {
+        Aligned::copy_of(self.as_ref())
+    }
+}
+
+impl AsRef<[u32]> for Aligned {
+    fn as_ref(&self) -> &[u32] {
+        &self.buf[self.skip..self.skip + self.len]
+    }
+}
+
+impl AsMut<[u32]> for Aligned {
+    fn as_mut(&mut self) -> &mut [u32] {
+        &mut self.buf[self.skip..self.skip + self.len]
+    }
+}
+
+fn amx_net(spec: MappingSpec, params: &[f32]) -> AmxNetwork<Aligned> {
+    let mut buf = Aligned::filled(amx::network_len(&spec), 0xffff_ffff);
+    amx::pack_network(&spec, params, buf.as_mut()).unwrap();
     AmxNetwork::new(spec, buf).unwrap()
 }
 
@@ -855,8 +894,8 @@ fn network_new_rejects_bad_buffers() {
     }
     let raw = raw_net(spec, 7);
     let params = raw.fold().unwrap();
-    let mut buf = vec![0u32; len];
-    amx::pack_network(&spec, &params, &mut buf).unwrap();
+    let mut buf = Aligned::zeroed(len);
+    amx::pack_network(&spec, &params, buf.as_mut()).unwrap();
     let secs = sections(&spec);
     assert_eq!(
         len,
@@ -864,30 +903,41 @@ fn network_new_rejects_bad_buffers() {
         "layout"
     );
     for &(_, bias) in &secs {
-        assert!(f32::from_bits(buf[bias]).is_finite(), "bias at {bias}");
+        assert!(
+            f32::from_bits(buf.as_ref()[bias]).is_finite(),
+            "bias at {bias}"
+        );
     }
     let params_err = |index| Error::NonFinite {
         what: Operand::Params,
         index,
     };
     let new = |b: &[u32]| AmxNetwork::new(spec, b).err();
-    assert_eq!(new(&buf), None);
+    assert_eq!(new(buf.as_ref()), None);
     assert_eq!(
-        new(&buf[1..]),
+        new(&buf.as_ref()[1..]),
         Some(Error::Length {
             what: Operand::Params,
             expected: len,
             actual: len - 1
         })
     );
-    let mut long = buf.clone();
-    long.push(0);
+    let long = Aligned::copy_of(&[buf.as_ref(), &[0]].concat());
     assert_eq!(
-        new(&long),
+        new(long.as_ref()),
         Some(Error::Length {
             what: Operand::Params,
             expected: len,
             actual: len + 1
+        })
+    );
+    // The right length one u32 past a cache line: refused, not run slowly.
+    let shifted = Aligned::copy_of(&[&[0], buf.as_ref()].concat());
+    assert_eq!(
+        new(&shifted.as_ref()[1..]),
+        Some(Error::Misaligned {
+            what: Operand::Params,
+            align: 64
         })
     );
     // A non-finite bias, or a non-finite bf16 part in either half of a
@@ -905,8 +955,8 @@ fn network_new_rejects_bad_buffers() {
     ];
     for (i, v) in bad {
         let mut b = buf.clone();
-        b[i] = v;
-        assert_eq!(new(&b), Some(params_err(i)), "u32 {i} = {v:#010x}");
+        b.as_mut()[i] = v;
+        assert_eq!(new(b.as_ref()), Some(params_err(i)), "u32 {i} = {v:#010x}");
     }
     // Through the folded parameters: pack_network passes a non-finite weight
     // on (split3 keeps it non-finite), `new` rejects it; f32::MAX is finite
@@ -920,9 +970,9 @@ fn network_new_rejects_bad_buffers() {
     ] {
         let mut p = params.clone();
         p[last_weight] = v;
-        let mut b = vec![0u32; len];
-        amx::pack_network(&spec, &p, &mut b).unwrap();
-        let got = new(&b);
+        let mut b = Aligned::zeroed(len);
+        amx::pack_network(&spec, &p, b.as_mut()).unwrap();
+        let got = new(b.as_ref());
         assert_eq!(got.is_none(), ok, "folded weight {v:e}: {got:?}");
         if let Some(e) = got {
             assert!(
@@ -1015,15 +1065,9 @@ fn network_forward_rejects_bad_buffers_before_writing() {
         );
         assert_eq!(w, [7.0; 10], "w written before {err}");
     }
-    // Batch 0 does nothing, but still asks for `scratch_len(0)`, the largest
-    // layer's kernel scratch (unlike `PackedNetwork`, whose `scratch_len(0)`
-    // is 0).
-    let mut scratch = vec![0.0f32; net.scratch_len(0)];
-    assert!(!scratch.is_empty());
-    assert_eq!(
-        net.forward_batch(&[], &[], 0, &mut scratch, &mut []),
-        Ok(())
-    );
+    // Batch 0 does nothing and needs no scratch, as for `PackedNetwork`.
+    assert_eq!(net.scratch_len(0), 0);
+    assert_eq!(net.forward_batch(&[], &[], 0, &mut [], &mut []), Ok(()));
 }
 
 /// The bound assumes the tile unit rounds its f32 sums to nearest, as the

@@ -5,7 +5,9 @@
 //! the multiply-adds per cycle of 512-bit f32 FMAs. An f32 `v` is the exact
 //! sum `v0 + v1 + v2` of three bf16 numbers ([`split3`]: `v0` is `v`
 //! rounded to bf16, `v1` the remainder rounded, `v2` what is left), with
-//! `|v1| <= 2^-8 |v|` and `|v2| <= 2^-16 |v|`, so
+//! `|v1| <= 2^-8 |v|` and `|v2| <= 2^-16 |v|` (up to a factor
+//! `1 + 2^-16` for the 128 largest f32 magnitudes, whose `v0` is truncated
+//! rather than rounded to infinity), so
 //!
 //! ```text
 //! x·w = Σ_{i+j <= 2} x_i w_j  +  (x1 w2 + x2 w1 + x2 w2)
@@ -194,6 +196,7 @@ pub const fn layer_scratch_len(out: usize, inp: usize) -> usize {
 
 /// Splits `scratch` into the 64-byte-aligned accumulator (`acc_len(out)`)
 /// and split buffer (`chunks * PAIR_U32` u32); `None` if it is too short.
+#[cfg(all(target_arch = "x86_64", not(miri), not(feature = "force-scalar")))]
 fn carve(scratch: &mut [f32], out: usize, chunks: usize) -> Option<(&mut [f32], &mut [u32])> {
     let skip = scratch.as_ptr().align_offset(64).min(16);
     let rest = scratch.get_mut(skip..)?;

@@ -181,8 +181,12 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
     /// f32 of scratch [`forward_batch`](Self::forward_batch) needs for
     /// `batch` samples: two activation buffers of `min(batch,
     /// AMX_BATCH_CHUNK)` rows plus the largest layer's kernel scratch
+    /// (0 for batch 0)
     /// ([`layer_scratch_len`](super::layer_scratch_len)). Saturates.
     pub fn scratch_len(&self, batch: usize) -> usize {
+        if batch == 0 {
+            return 0;
+        }
         batch
             .min(AMX_BATCH_CHUNK)
             .saturating_mul(self.spec.scratch_len())
