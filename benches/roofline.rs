@@ -265,8 +265,10 @@ fn main() {
                 matmul_forward_threads(&net, black_box(&z), &mut w, &mut scratch, t);
             }) * 1e6
                 / b as f64;
-            let amx_frac =
-                amx_bound(b, t).map_or("-".to_owned(), |a| format!("{:.2}", a / default));
+            // The AMX bound only describes batches the default mapper runs on AMX.
+            let amx_frac = amx_bound(b, t)
+                .filter(|_| m.runs_amx(b))
+                .map_or("-".to_owned(), |a| format!("{:.2}", a / default));
             row.push_str(&format!(
                 " {mm:.1} | {:.2} | {:.2} | {amx_frac} | {:.1}x | {:.2}x |",
                 bound(b, t) / best,
