@@ -109,7 +109,7 @@ pub const DEFAULT_AMX_THRESHOLD: usize = 32;
 /// between threads instead of each layer's column blocks (see
 /// [`Mapper::with_split_threshold`]): measured like
 /// [`DEFAULT_SPLIT_THRESHOLD`], table in `BENCHMARKS.md`.
-pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 64;
+pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 48;
 
 /// Which batched kernel the GEMM path runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
