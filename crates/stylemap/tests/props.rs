@@ -460,7 +460,8 @@ proptest! {
             })
             .collect();
         prop_assume!(bounds.iter().all(bound::Bound::within_range));
-        let mut packed = vec![0u32; amx::network_len(&s)];
+        // 64-byte aligned, as `AmxNetwork::new` requires.
+        let mut packed = stylemap::bigbuf::BigBuf::<u32>::zeroed(amx::network_len(&s));
         amx::pack_network(&s, net.core().params(), &mut packed).unwrap();
         let core = AmxNetwork::new(s, packed).unwrap();
         let mut want = vec![f32::NAN; n * s.w_dim];
