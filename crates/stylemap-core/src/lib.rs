@@ -13,6 +13,10 @@
 //!   ([`kernels::gemm::pack_network`]), register-blocked kernels that stream
 //!   them once per batch, and [`PackedNetwork::forward_batch`] for many
 //!   samples per call, still without allocation.
+//! - [`kernels::amx`] runs the batched layers on Intel AMX tiles where the
+//!   CPU and OS allow it, with f32 accuracy: each operand split exactly into
+//!   three bf16 parts, [`kernels::amx::AmxNetwork::forward_batch`] for a
+//!   whole network.
 //! - [`sampler`] draws z: numpy's `RandomState(seed).randn` bit for bit, and
 //!   Box-Muller over xoshiro256++.
 //!
