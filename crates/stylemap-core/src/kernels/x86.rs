@@ -3,7 +3,7 @@
 //!
 //! Both are thin `#[target_feature]` wrappers around the one generic GEMV body
 //! shared with the NEON kernel (the private `kernels::simd` module). This
-//! file also holds the x86 [`Simd`] implementations (how to load, broadcast,
+//! file also holds the x86 `Simd` implementations (how to load, broadcast,
 //! multiply-add, reduce, store and prefetch a vector) that the batched
 //! (`kernels::gemm`) and reduced-precision (`kernels::quant`) kernels use. CPU support is
 //! detected with `cpufeatures` (CPUID + XGETBV, so the OS must also save the

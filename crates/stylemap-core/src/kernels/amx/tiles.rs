@@ -146,9 +146,9 @@ pub(super) fn tile_block(
     // access is in bounds by the asserts above: A tiles read
     // `a[0 .. chunks * PAIR_U32]`, B tiles `b[j * b_pair_stride + ..]` for
     // `j < n_pairs` up to `chunks * PAIR_U32` each, C tiles rows `0..32` of
-    // `c_stride` at columns `32 j .. 32 j + 32` (not read with `zero`).
-    // Tiles are configured,
-    // used and released inside this one block.
+    // `c_stride` at columns `32 j .. 32 j + 32` (not read with `zero`); the
+    // look-ahead loads of the last chunk reload that chunk. Tiles are
+    // configured, used and released inside this one block.
     unsafe {
         asm!(
             "ldtilecfg [{k}]",

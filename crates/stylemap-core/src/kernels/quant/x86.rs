@@ -124,7 +124,7 @@ pub unsafe fn qgemm_f32x16_avx512(
 }
 
 /// bf16 weights with AVX-512F + BW: each load of 16 weights is one
-/// broadcast load and one `vpshufb` (see [`Bf16x16Shuf`]) instead of
+/// broadcast load and one `vpshufb` (see `Bf16x16Shuf`) instead of
 /// `vpmovzxwd` + `vpslld`; the same bits as [`qgemm_f32x16_avx512`] (both
 /// widen exactly and run the same FMAs per row).
 ///
