@@ -126,7 +126,7 @@ pub enum RowMode {
     /// The whole chunk at once, the AMX kernel
     /// ([`stylemap_core::kernels::amx`]) on the participant's column
     /// blocks: bit-identical to [`AmxNetwork::forward_batch`]. Needs a pool
-    /// built with an AMX source ([`RowPool::with_amx`]).
+    /// built with an AMX source ([`RowPool::new_with_amx`]).
     Amx,
 }
 
