@@ -997,74 +997,9 @@ fn network_forward_rejects_bad_buffers_before_writing() {
     let raw = raw_net(spec, 9);
     let net = amx_net(spec, &raw.fold().unwrap());
     let batch = 2;
-    let z = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
-    let c = [1.0f32, 0.0, 0.0, 1.0];
-    let ns = net.scratch_len(batch);
-    type Case<'a> = (&'a [f32], &'a [f32], usize, usize, Error);
-    let cases: [Case; 5] = [
-        (
-            &z[..5],
-            &c,
-            ns,
-            10,
-            Error::Length {
-                what: Operand::Z,
-                expected: 6,
-                actual: 5,
-            },
-        ),
-        (
-            &z,
-            &c[..2],
-            ns,
-            10,
-            Error::Conditioning {
-                c_dim: 2,
-                actual: 2,
-            },
-        ),
-        (
-            &z,
-            &c,
-            ns - 1,
-            10,
-            Error::Length {
-                what: Operand::Scratch,
-                expected: ns,
-                actual: ns - 1,
-            },
-        ),
-        (
-            &z,
-            &c,
-            ns,
-            9,
-            Error::Length {
-                what: Operand::W,
-                expected: 10,
-                actual: 9,
-            },
-        ),
-        (
-            &z,
-            &[1.0, 0.0, f32::INFINITY, 1.0],
-            ns,
-            10,
-            Error::NonFinite {
-                what: Operand::C,
-                index: 2,
-            },
-        ),
-    ];
-    let mut scratch = vec![0.0f32; ns];
-    for (z, c, nscr, nw, err) in cases {
-        let mut w = [7.0f32; 10];
-        assert_eq!(
-            net.forward_batch(z, c, batch, &mut scratch[..nscr], &mut w[..nw]),
-            Err(err)
-        );
-        assert_eq!(w, [7.0; 10], "w written before {err}");
-    }
+    common::assert_batch_io_errors(batch, net.scratch_len(batch), |z, c, scratch, w| {
+        net.forward_batch(z, c, batch, scratch, w)
+    });
     // Batch 0 does nothing and needs no scratch, as for `PackedNetwork`.
     assert_eq!(net.scratch_len(0), 0);
     assert_eq!(net.forward_batch(&[], &[], 0, &mut [], &mut []), Ok(()));

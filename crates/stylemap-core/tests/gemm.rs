@@ -736,75 +736,11 @@ fn packed_network_rejects_bad_inputs_before_writing() {
     }
     let net = PackedNetwork::new(spec, kernel, &buf[..], &w_avg[..]).unwrap();
     let batch = 2;
-    let z = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
-    let c = [1.0f32, 0.0, 0.0, 1.0];
     let ns = net.scratch_len(batch);
     assert_eq!(ns, batch * spec.scratch_len());
-    type Case<'a> = (&'a [f32], &'a [f32], usize, usize, Error);
-    let cases: [Case; 5] = [
-        (
-            &z[..5],
-            &c,
-            ns,
-            10,
-            Error::Length {
-                what: Operand::Z,
-                expected: 6,
-                actual: 5,
-            },
-        ),
-        (
-            &z,
-            &c[..2],
-            ns,
-            10,
-            Error::Conditioning {
-                c_dim: 2,
-                actual: 2,
-            },
-        ),
-        (
-            &z,
-            &c,
-            ns - 1,
-            10,
-            Error::Length {
-                what: Operand::Scratch,
-                expected: ns,
-                actual: ns - 1,
-            },
-        ),
-        (
-            &z,
-            &c,
-            ns,
-            9,
-            Error::Length {
-                what: Operand::W,
-                expected: 10,
-                actual: 9,
-            },
-        ),
-        (
-            &[0.1, 0.2, 0.3, 0.4, f32::NAN, 0.6],
-            &c,
-            ns,
-            10,
-            Error::NonFinite {
-                what: Operand::Z,
-                index: 4,
-            },
-        ),
-    ];
-    let mut scratch = vec![0.0f32; ns];
-    let mut w = [7.0f32; 10];
-    for (z, c, nscr, nw, err) in cases {
-        assert_eq!(
-            net.forward_batch(z, c, batch, &mut scratch[..nscr], &mut w[..nw]),
-            Err(err)
-        );
-        assert_eq!(w, [7.0; 10], "w was written before the error {err}");
-    }
+    common::assert_batch_io_errors(batch, ns, |z, c, scratch, w| {
+        net.forward_batch(z, c, batch, scratch, w)
+    });
     assert_eq!(net.forward_batch(&[], &[], 0, &mut [], &mut []), Ok(()));
 }
 

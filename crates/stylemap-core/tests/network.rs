@@ -140,74 +140,8 @@ fn forward_rejects_bad_buffers_before_writing() {
     let raw = raw_net(spec, 9);
     let params = raw.fold().unwrap();
     let net = MappingNetwork::new(spec, &params[..], &raw.w_avg[..]).unwrap();
-    let mut w = [7.0f32; 5];
-    let mut scratch = [0.0f32; 16];
-    let z = [0.1f32, 0.2, 0.3];
-    let c = [1.0f32, 0.0];
-    // (z, c, scratch len, w len, expected error)
-    type Case<'a> = (&'a [f32], &'a [f32], usize, usize, Error);
-    let cases: [Case; 5] = [
-        (
-            &z[..2],
-            &c,
-            16,
-            5,
-            Error::Length {
-                what: Operand::Z,
-                expected: 3,
-                actual: 2,
-            },
-        ),
-        (
-            &z,
-            &[],
-            16,
-            5,
-            Error::Conditioning {
-                c_dim: 2,
-                actual: 0,
-            },
-        ),
-        (
-            &z,
-            &c,
-            15,
-            5,
-            Error::Length {
-                what: Operand::Scratch,
-                expected: 16,
-                actual: 15,
-            },
-        ),
-        (
-            &z,
-            &c,
-            16,
-            4,
-            Error::Length {
-                what: Operand::W,
-                expected: 5,
-                actual: 4,
-            },
-        ),
-        (
-            &[0.1, f32::NAN, 0.3],
-            &c,
-            16,
-            5,
-            Error::NonFinite {
-                what: Operand::Z,
-                index: 1,
-            },
-        ),
-    ];
-    for (z, c, ns, nw, err) in cases {
-        assert_eq!(
-            net.forward(z, c, &mut scratch[..ns], &mut w[..nw]),
-            Err(err)
-        );
-        assert_eq!(w, [7.0; 5], "w was written before the error {err}");
-    }
+    assert_eq!(spec.scratch_len(), 16);
+    common::assert_batch_io_errors(1, 16, |z, c, scratch, w| net.forward(z, c, scratch, w));
 }
 
 #[test]

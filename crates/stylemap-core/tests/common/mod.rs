@@ -13,7 +13,7 @@
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use stylemap_core::fold::{self, RawLayer, RawParams};
-use stylemap_core::{Error, Kernel, MappingSpec};
+use stylemap_core::{Error, Kernel, MappingSpec, Operand};
 
 /// `n` values uniform in [-1, 1).
 pub fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
@@ -193,5 +193,103 @@ impl RawNet {
             &mut out,
         )?;
         Ok(out)
+    }
+}
+
+/// The checks every forward shares (`check_batch_io` in the core), on the
+/// network `MappingSpec::nvlabs(3, 2, 5, 1, 2)` at `batch` samples with
+/// `ns` floats of scratch: a short z, a missing label, short scratch, a
+/// short w, a NaN in z and an infinity in c each give their error, and w
+/// is untouched. `forward(z, c, scratch, w)` runs the forward under test.
+pub fn assert_batch_io_errors(
+    batch: usize,
+    ns: usize,
+    mut forward: impl FnMut(&[f32], &[f32], &mut [f32], &mut [f32]) -> Result<(), Error>,
+) {
+    let (zd, cd, wd) = (3, 2, 5);
+    let z: Vec<f32> = (1..=batch * zd).map(|i| i as f32 / 10.0).collect();
+    let c: Vec<f32> = (0..batch * cd)
+        .map(|i| if i % cd == (i / cd) % cd { 1.0 } else { 0.0 })
+        .collect();
+    let (nz, nc, nw) = (z.len(), c.len(), batch * wd);
+    let mut z_nan = z.clone();
+    z_nan[nz - 2] = f32::NAN;
+    let mut c_inf = c.clone();
+    c_inf[nc - 2] = f32::INFINITY;
+    // (z, c, scratch len, w len, expected error)
+    type Case<'a> = (&'a [f32], &'a [f32], usize, usize, Error);
+    let cases: [Case; 6] = [
+        (
+            &z[..nz - 1],
+            &c,
+            ns,
+            nw,
+            Error::Length {
+                what: Operand::Z,
+                expected: nz,
+                actual: nz - 1,
+            },
+        ),
+        (
+            &z,
+            &c[..nc - cd],
+            ns,
+            nw,
+            Error::Conditioning {
+                c_dim: cd,
+                actual: nc - cd,
+            },
+        ),
+        (
+            &z,
+            &c,
+            ns - 1,
+            nw,
+            Error::Length {
+                what: Operand::Scratch,
+                expected: ns,
+                actual: ns - 1,
+            },
+        ),
+        (
+            &z,
+            &c,
+            ns,
+            nw - 1,
+            Error::Length {
+                what: Operand::W,
+                expected: nw,
+                actual: nw - 1,
+            },
+        ),
+        (
+            &z_nan,
+            &c,
+            ns,
+            nw,
+            Error::NonFinite {
+                what: Operand::Z,
+                index: nz - 2,
+            },
+        ),
+        (
+            &z,
+            &c_inf,
+            ns,
+            nw,
+            Error::NonFinite {
+                what: Operand::C,
+                index: nc - 2,
+            },
+        ),
+    ];
+    let mut scratch = vec![0.0f32; ns];
+    let mut w = vec![7.0f32; nw];
+    for (z, c, ns, nw, err) in cases {
+        assert_eq!(forward(z, c, &mut scratch[..ns], &mut w[..nw]), Err(err));
+        assert!(
+            w.iter().all(|&v| v == 7.0),
+            "w was written before the error {err}"
+        );
     }
 }
