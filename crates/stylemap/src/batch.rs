@@ -54,7 +54,7 @@ use stylemap_core::kernels::amx::AmxNetwork;
 use stylemap_core::kernels::gemm::PackedNetwork;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::{Activation, LRELU_SLOPE};
-use stylemap_core::{Kernel, MappingSpec};
+use stylemap_core::{Error as CoreError, Kernel, MappingSpec};
 
 use crate::bigbuf::BigBuf;
 use crate::error::{Error, check_finite};
@@ -324,7 +324,9 @@ impl<'n> Mapper<'n> {
                 }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
                 let amx = self.amx()?;
-                self.run_split(&*amx, z, c, w, threads)?;
+                let len = |b| amx.scratch_len(b);
+                let fwd = |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
+                self.run_split(len, fwd, z, c, w, threads)?;
             }
             GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
@@ -332,7 +334,10 @@ impl<'n> Mapper<'n> {
                     return self.pool(false)?.forward(z, c, w, RowMode::Packed);
                 }
                 let packed = self.packed()?;
-                self.run_split(&*packed, z, c, w, threads)?;
+                let len = |b| packed.scratch_len(b);
+                let fwd =
+                    |z: &_, c: &_, b, s: &mut _, w: &mut _| packed.forward_batch(z, c, b, s, w);
+                self.run_split(len, fwd, z, c, w, threads)?;
             }
         }
         check_overflow(w, s.w_dim)
@@ -393,11 +398,13 @@ impl<'n> Mapper<'n> {
         Ok(self.pool.as_mut().expect("the pool was just built"))
     }
 
-    /// A batched network's forward with the batch split into `threads`
-    /// contiguous parts (the calling thread takes the first).
+    /// A core network's batched forward (`forward(z, c, batch, scratch, w)`,
+    /// needing `scratch_len(batch)` floats of scratch) with the batch split
+    /// into `threads` contiguous parts (the calling thread takes the first).
     fn run_split(
         &mut self,
-        net: &impl BatchForward,
+        scratch_len: impl Fn(usize) -> usize + Sync,
+        forward: impl Fn(&[f32], &[f32], usize, &mut [f32], &mut [f32]) -> Result<(), CoreError> + Sync,
         z: &[f32],
         c: &[f32],
         w: &mut [f32],
@@ -409,11 +416,11 @@ impl<'n> Mapper<'n> {
         }
         let run = |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| {
             let b = w.len() / s.w_dim;
-            let need = net.scratch_len(b);
+            let need = scratch_len(b);
             if ws.scratch.len() < need {
                 ws.scratch.resize(need, 0.0);
             }
-            Ok(net.forward_batch(z, c, b, &mut ws.scratch, w)?)
+            Ok(forward(z, c, b, &mut ws.scratch, w)?)
         };
         split_batch(&s, z, c, w, &mut self.work[..threads], run)
     }
@@ -429,54 +436,6 @@ impl<'n> Mapper<'n> {
         let run =
             |z: &[f32], c: &[f32], w: &mut [f32], ws: &mut Workspace| run_gemm(net, z, c, w, ws);
         split_batch(&s, z, c, w, &mut self.work[..threads], run)
-    }
-}
-
-/// A core network that maps a batch with caller scratch: what the batch
-/// split runs on each thread.
-trait BatchForward: Sync {
-    fn scratch_len(&self, batch: usize) -> usize;
-    fn forward_batch(
-        &self,
-        z: &[f32],
-        c: &[f32],
-        batch: usize,
-        scratch: &mut [f32],
-        w: &mut [f32],
-    ) -> Result<(), stylemap_core::Error>;
-}
-
-impl BatchForward for PackedNetwork<BigBuf<f32>> {
-    fn scratch_len(&self, batch: usize) -> usize {
-        PackedNetwork::scratch_len(self, batch)
-    }
-
-    fn forward_batch(
-        &self,
-        z: &[f32],
-        c: &[f32],
-        batch: usize,
-        scratch: &mut [f32],
-        w: &mut [f32],
-    ) -> Result<(), stylemap_core::Error> {
-        PackedNetwork::forward_batch(self, z, c, batch, scratch, w)
-    }
-}
-
-impl BatchForward for AmxNetwork<BigBuf<u32>> {
-    fn scratch_len(&self, batch: usize) -> usize {
-        AmxNetwork::scratch_len(self, batch)
-    }
-
-    fn forward_batch(
-        &self,
-        z: &[f32],
-        c: &[f32],
-        batch: usize,
-        scratch: &mut [f32],
-        w: &mut [f32],
-    ) -> Result<(), stylemap_core::Error> {
-        AmxNetwork::forward_batch(self, z, c, batch, scratch, w)
     }
 }
 
