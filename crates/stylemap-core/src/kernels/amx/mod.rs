@@ -46,6 +46,7 @@ mod network;
 pub use network::{AMX_BATCH_CHUNK, AmxLayer, AmxNetwork, network_len, pack_network};
 
 use crate::error::{Error, Operand, check_len};
+use crate::kernels::gemm::{WeightLayout, check_pack};
 use crate::spec::Activation;
 
 /// `k` per tile chunk (16 pairs).
@@ -145,16 +146,7 @@ pub(crate) const fn checked_layer_len(out: usize, inp: usize) -> Option<usize> {
 /// zero-padded. Errors for a zero dimension, overflow or a wrong length;
 /// `dst` is untouched then.
 pub fn pack_layer(weight: &[f32], out: usize, inp: usize, dst: &mut [u32]) -> Result<(), Error> {
-    if out == 0 || inp == 0 {
-        return Err(Error::BadDimension(Operand::Gemv));
-    }
-    let len = checked_layer_len(out, inp).ok_or(Error::TooLarge)?;
-    check_len(
-        Operand::Gemv,
-        weight,
-        out.checked_mul(inp).ok_or(Error::TooLarge)?,
-    )?;
-    check_len(Operand::Gemv, dst, len)?;
+    check_pack(WeightLayout::Amx, weight, out, inp, dst)?;
     let part = |col: usize, k: usize, p: usize| -> u32 {
         if col < out && k < inp {
             split3(weight[col * inp + k])[p]

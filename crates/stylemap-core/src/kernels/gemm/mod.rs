@@ -138,16 +138,7 @@ pub fn pack_layer(
     nr: usize,
     dst: &mut [f32],
 ) -> Result<(), Error> {
-    if out == 0 || inp == 0 || nr == 0 {
-        return Err(Error::BadDimension(Operand::Gemv));
-    }
-    let len = checked_packed_len(out, inp, nr).ok_or(Error::TooLarge)?;
-    check_len(
-        Operand::Gemv,
-        weight,
-        out.checked_mul(inp).ok_or(Error::TooLarge)?,
-    )?;
-    check_len(Operand::Gemv, dst, len)?;
+    check_pack(WeightLayout::Panels(nr), weight, out, inp, dst)?;
     for (p, panel) in dst.chunks_exact_mut(inp * nr).enumerate() {
         let rows = nr.min(out - p * nr);
         let src = &weight[p * nr * inp..(p * nr + rows) * inp];
@@ -198,6 +189,28 @@ impl WeightLayout {
             WeightLayout::Amx => crate::kernels::amx::checked_layer_len(out, inp),
         }
     }
+}
+
+/// The checks of every `pack_layer`: positive dimensions (and panel
+/// width), sizes that fit, `weight [out, in]` and `dst` of exactly the
+/// packed length of `layout`.
+pub(crate) fn check_pack<T>(
+    layout: WeightLayout,
+    weight: &[f32],
+    out: usize,
+    inp: usize,
+    dst: &[T],
+) -> Result<(), Error> {
+    if out == 0 || inp == 0 || matches!(layout, WeightLayout::Panels(0)) {
+        return Err(Error::BadDimension(Operand::Gemv));
+    }
+    let len = layout.len(out, inp).ok_or(Error::TooLarge)?;
+    check_len(
+        Operand::Gemv,
+        weight,
+        out.checked_mul(inp).ok_or(Error::TooLarge)?,
+    )?;
+    check_len(Operand::Gemv, dst, len)
 }
 
 /// The sections of a network's packed buffer, in buffer order: the
