@@ -60,10 +60,17 @@ impl LayerWidth for AmxLayer<'_> {
 /// starting on 16 u32 (64 bytes): the embedding, the total length and the
 /// fc layers; `None` on overflow.
 fn sections(spec: &MappingSpec) -> Option<(Option<Section>, usize, Sections)> {
-    let mut fc = Sections::with_layout(spec, WeightLayout::Amx);
-    let embed = if spec.c_dim > 0 { fc.next() } else { None };
+    let (embed, fc) = walk(spec);
     let len = fc.clone().end()?;
     Some((embed, len, fc))
+}
+
+/// The embedding's section and the fc layers' walker, without the length
+/// (for a `spec` already known not to overflow).
+fn walk(spec: &MappingSpec) -> (Option<Section>, Sections) {
+    let mut fc = Sections::with_layout(spec, WeightLayout::Amx);
+    let embed = if spec.c_dim > 0 { fc.next() } else { None };
+    (embed, fc)
 }
 
 /// u32 of a whole network packed by [`pack_network`]. Saturates at
@@ -174,7 +181,8 @@ impl<P: AsRef<[u32]>> AmxNetwork<P> {
 
     /// The label embedding (conditional networks) and the fc layers, in order.
     pub fn layers(&self) -> (Option<AmxLayer<'_>>, impl Iterator<Item = AmxLayer<'_>>) {
-        let (embed, _, layers) = sections(&self.spec).expect("checked in new");
+        // `new` checked that the sizes fit: no need to walk to the end.
+        let (embed, layers) = walk(&self.spec);
         (embed.map(|s| self.view(s)), layers.map(|s| self.view(s)))
     }
 
