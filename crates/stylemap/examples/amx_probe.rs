@@ -1,21 +1,13 @@
 //! Minimum-of-N timing of the AMX kernel (`stylemap_core::kernels::amx`) on
 //! one cache-resident 512x512 layer, next to the packed AVX-512 kernel, and
 //! its largest error against f64 on the same data.
-use std::time::Instant;
+mod timing;
+
+use timing::min_time;
 
 use stylemap::core::kernels::amx;
 use stylemap::core::kernels::gemm::{gemm_packed_bias_act, pack_layer, packed_len};
 use stylemap::core::{Activation, Kernel};
-
-fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    best
-}
 
 fn main() {
     if !amx::is_available() {

@@ -1,20 +1,12 @@
 //! Minimum-of-N timing of the packed AVX-512 kernel on one cache-resident
 //! 512x512 layer and on the whole network (robust to a busy machine: the
 //! minimum of many short runs is a run nobody interrupted).
-use std::time::Instant;
+mod timing;
+
+use timing::min_time;
 
 use stylemap::core::kernels::gemm::{gemm_packed_bias_act, pack_layer, packed_len};
 use stylemap::core::{Activation, Kernel};
-
-fn min_time(reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    best
-}
 
 fn main() {
     let k = Kernel::best();
