@@ -25,7 +25,8 @@
 //!   Normalisation and the label embedding run on the caller with the same
 //!   functions as [`MappingNetwork::forward`](stylemap_core::MappingNetwork::forward).
 //! - **Sharing activations without `unsafe`.** Two shared buffers of
-//!   `AtomicU32` (f32 bits), 64-byte aligned, hold the activations; layer `l`
+//!   `AtomicU64` (pairs of f32 bits: half the atomic operations of one
+//!   `AtomicU32` per value), 64-byte aligned, hold the activations; layer `l`
 //!   reads buffer `l % 2` and writes buffer `(l + 1) % 2`. After its GEMV
 //!   each participant stores its rows with `Relaxed` stores, arrives at the
 //!   barrier (a `SeqCst` store, which is also a release), waits (`Acquire`
@@ -80,7 +81,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -167,10 +168,57 @@ const LANES: usize = 16;
 #[derive(Default)]
 struct Padded<T>(T);
 
-/// 16 f32 values (as bits) in one 64-byte cache line.
+/// 16 f32 values in one 64-byte cache line, as 8 pairs of bits (value
+/// `2i` in the low half of slot `i`): half the atomic operations of one
+/// slot per value.
 #[repr(align(64))]
 #[derive(Default)]
-struct Line([AtomicU32; LANES]);
+struct Line([AtomicU64; LANES / 2]);
+
+impl Line {
+    /// Stores `vals` (at most [`LANES`]) from the line's start.
+    #[inline(always)]
+    fn store(&self, vals: &[f32]) {
+        if let Ok(v) = <&[f32; LANES]>::try_from(vals) {
+            for (i, slot) in self.0.iter().enumerate() {
+                slot.store(pair(v[2 * i], v[2 * i + 1]), Ordering::Relaxed);
+            }
+            return;
+        }
+        for (slot, p) in self.0.iter().zip(vals.chunks(2)) {
+            slot.store(
+                pair(p[0], p.get(1).copied().unwrap_or(0.0)),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Loads `vals.len()` (at most [`LANES`]) values from the line's start.
+    #[inline(always)]
+    fn load(&self, vals: &mut [f32]) {
+        if let Ok(v) = <&mut [f32; LANES]>::try_from(&mut *vals) {
+            for (i, slot) in self.0.iter().enumerate() {
+                let bits = slot.load(Ordering::Relaxed);
+                v[2 * i] = f32::from_bits(bits as u32);
+                v[2 * i + 1] = f32::from_bits((bits >> 32) as u32);
+            }
+            return;
+        }
+        for (slot, p) in self.0.iter().zip(vals.chunks_mut(2)) {
+            let bits = slot.load(Ordering::Relaxed);
+            p[0] = f32::from_bits(bits as u32);
+            if let Some(hi) = p.get_mut(1) {
+                *hi = f32::from_bits((bits >> 32) as u32);
+            }
+        }
+    }
+}
+
+/// Two f32 as one u64, `lo` in the low half.
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u64 {
+    u64::from(lo.to_bits()) | u64::from(hi.to_bits()) << 32
+}
 
 /// The pool was broken by a panic (or is shutting down).
 #[derive(Debug)]
@@ -345,15 +393,13 @@ impl Shared {
         for s in 0..b {
             let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
             for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
-                line.0[0].store(chunk[0].to_bits(), Ordering::Relaxed);
+                line.0[0].store(u64::from(chunk[0].to_bits()), Ordering::Relaxed);
             }
         }
         for s in 0..b {
             let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
             for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
-                for (slot, v) in line.0.iter().zip(chunk) {
-                    slot.store(v.to_bits(), Ordering::Relaxed);
-                }
+                line.store(chunk);
             }
         }
     }
@@ -378,9 +424,7 @@ impl Shared {
         for s in 0..b {
             let vals = dst[s * stride + rows.start..s * stride + rows.end].chunks_mut(LANES);
             for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
-                for (slot, v) in line.0.iter().zip(chunk) {
-                    *v = f32::from_bits(slot.load(Ordering::Relaxed));
-                }
+                line.load(chunk);
             }
         }
     }
