@@ -17,7 +17,9 @@
 //!   either split each layer's **panels** between the pool's threads
 //!   ([`RowMode::Packed`], below the [split threshold](Mapper::split_threshold))
 //!   or split the **batch** (each thread runs every layer on its own
-//!   samples, no exchange). All of these give the same bits: each output is
+//!   samples, no exchange between layers: [`RowPool::split_batch`] on the
+//!   pool's threads, scoped threads if the pool has fewer than the batch
+//!   wants). All of these give the same bits: each output is
 //!   one FMA accumulator over `k` in order, whichever thread computes it.
 //!
 //! - **AMX** ([`GemmBackend::Auto`], the default, from
@@ -59,7 +61,7 @@ use stylemap_core::{Error as CoreError, Kernel, MappingSpec};
 use crate::bigbuf::BigBuf;
 use crate::error::{Error, check_finite};
 use crate::network::Network;
-use crate::pool::{ROW_BLOCK, RowMode, RowPool};
+use crate::pool::{ROW_BLOCK, RowMode, RowPool, SplitNet};
 
 /// Default batch size at and above which [`Mapper`] switches from the GEMV
 /// kernels to the packed GEMM kernels, on any number of threads.
@@ -323,6 +325,11 @@ impl<'n> Mapper<'n> {
                     return self.pool(true)?.forward(z, c, w, RowMode::Amx);
                 }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
+                if threads > 1 && threads <= self.gemv_threads() {
+                    self.pool(true)?
+                        .split_batch(z, c, w, SplitNet::Amx, threads)?;
+                    return check_overflow(w, s.w_dim);
+                }
                 let amx = self.amx()?;
                 let len = |b| amx.scratch_len(b);
                 let fwd = |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
@@ -332,6 +339,11 @@ impl<'n> Mapper<'n> {
                 let threads = self.threads_for(n);
                 if threads > 1 && n < self.split_threshold() {
                     return self.pool(false)?.forward(z, c, w, RowMode::Packed);
+                }
+                if threads > 1 && threads <= self.gemv_threads() {
+                    self.pool(false)?
+                        .split_batch(z, c, w, SplitNet::Packed, threads)?;
+                    return check_overflow(w, s.w_dim);
                 }
                 let packed = self.packed()?;
                 let len = |b| packed.scratch_len(b);

@@ -54,6 +54,15 @@
 //!   [`CHUNK`] samples ([`GEMM_CHUNK`] in [`RowMode::Packed`]): each thread
 //!   runs its rows for every sample of the chunk before the barrier, so its
 //!   share of a layer's weights is read from L3 once per chunk.
+//! - **Batch split** ([`RowPool::split_batch`], what [`crate::Mapper`] runs
+//!   for large batches): each participant runs the whole network on its
+//!   own contiguous samples, up to [`SPLIT_ROWS`] per pass, with two
+//!   barriers per pass and no exchange between layers. The workers' z and
+//!   c go in through the shared buffers and their w comes back the same
+//!   way. This replaced scoped threads, whose start and join cost ~50 µs
+//!   per call (~77 µs with the new thread's first AMX instruction, which
+//!   traps to the OS to allocate the tile state): 12-13 % of a 2-thread
+//!   batch of 64 on the AMX path (~650 µs).
 //! - **Failure.** If a worker panics (a bug), or the caller unwinds in the
 //!   middle of a forward, the pool is marked broken: every waiter returns,
 //!   and every later call returns an error instead of hanging.
@@ -93,7 +102,7 @@ use stylemap_core::kernels::gemm::{
 use stylemap_core::kernels::gemv_bias_act;
 use stylemap_core::network::normalize_2nd_moment;
 use stylemap_core::spec::Activation;
-use stylemap_core::{Kernel, MappingNetwork, MappingSpec};
+use stylemap_core::{Error as CoreError, Kernel, MappingNetwork, MappingSpec};
 
 use crate::bigbuf::BigBuf;
 use crate::error::Error;
@@ -113,6 +122,32 @@ pub const CHUNK: usize = 16;
 /// buffers (2 x 128 KiB for 512-wide layers) in L2 beside a thread's half
 /// of a layer (512 KiB).
 pub const GEMM_CHUNK: usize = 64;
+
+/// Samples per participant per pass of a batch split
+/// ([`RowPool::split_batch`]): the AMX network's own batch chunk, so a
+/// participant's row blocks reuse each layer's weights from L2 as they do
+/// on one thread.
+pub const SPLIT_ROWS: usize = stylemap_core::kernels::amx::AMX_BATCH_CHUNK;
+
+/// Which network a batch split ([`RowPool::split_batch`]) runs on each
+/// participant's samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SplitNet {
+    /// [`PackedNetwork::forward_batch`].
+    Packed,
+    /// [`AmxNetwork::forward_batch`].
+    Amx,
+}
+
+impl SplitNet {
+    /// The shared mode byte of a split pass (after the [`RowMode`]s).
+    fn index(self) -> u8 {
+        match self {
+            SplitNet::Packed => 3,
+            SplitNet::Amx => 4,
+        }
+    }
+}
 
 /// How each participant computes its rows of a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -361,9 +396,16 @@ struct Shared {
     /// Samples in the current pass (written by the caller before the start
     /// barrier).
     batch: Padded<AtomicUsize>,
-    /// The current pass's [`RowMode::index`] (written with `batch`).
+    /// The current pass's [`RowMode::index`] or [`SplitNet::index`]
+    /// (written with `batch`).
     mode: AtomicU8,
-    /// Activation buffers `[CHUNK][stride_lines]` (ping-pong).
+    /// Participants with samples in a split pass (written with `batch`).
+    parts: AtomicUsize,
+    /// The first error a participant met in a split pass (a bug: the
+    /// caller checked every input), reported by the caller.
+    failed: Mutex<Option<CoreError>>,
+    /// Activation buffers `[slots][stride_lines]` (ping-pong); in a split
+    /// pass, buffer 0 carries the workers' z in and w out, buffer 1 their c.
     bufs: [Box<[Line]>; 2],
     /// Cache lines per sample in `bufs`.
     stride_lines: usize,
@@ -387,18 +429,31 @@ impl Shared {
     /// once instead of a store-buffer's worth at a time.
     #[inline]
     fn publish(&self, buf: usize, b: usize, rows: Range<usize>, src: &[f32], stride: usize) {
+        self.publish_at(buf, 0, b, rows, src, stride);
+    }
+
+    /// [`publish`](Self::publish) into the sample slots from `slot0`.
+    fn publish_at(
+        &self,
+        buf: usize,
+        slot0: usize,
+        b: usize,
+        rows: Range<usize>,
+        src: &[f32],
+        stride: usize,
+    ) {
         if rows.is_empty() {
             return;
         }
         for s in 0..b {
             let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
-            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+            for (line, chunk) in self.lines(buf, slot0 + s, &rows).iter().zip(vals) {
                 line.0[0].store(u64::from(chunk[0].to_bits()), Ordering::Relaxed);
             }
         }
         for s in 0..b {
             let vals = src[s * stride + rows.start..s * stride + rows.end].chunks(LANES);
-            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+            for (line, chunk) in self.lines(buf, slot0 + s, &rows).iter().zip(vals) {
                 line.store(chunk);
             }
         }
@@ -411,19 +466,32 @@ impl Shared {
     /// the core that wrote it is in flight at once.
     #[inline]
     fn gather(&self, buf: usize, b: usize, rows: Range<usize>, dst: &mut [f32], stride: usize) {
+        self.gather_at(buf, 0, b, rows, dst, stride);
+    }
+
+    /// [`gather`](Self::gather) from the sample slots from `slot0`.
+    fn gather_at(
+        &self,
+        buf: usize,
+        slot0: usize,
+        b: usize,
+        rows: Range<usize>,
+        dst: &mut [f32],
+        stride: usize,
+    ) {
         if rows.is_empty() {
             return;
         }
         let mut any = 0;
         for s in 0..b {
-            for line in self.lines(buf, s, &rows) {
+            for line in self.lines(buf, slot0 + s, &rows) {
                 any |= line.0[0].load(Ordering::Relaxed);
             }
         }
         std::hint::black_box(any);
         for s in 0..b {
             let vals = dst[s * stride + rows.start..s * stride + rows.end].chunks_mut(LANES);
-            for (line, chunk) in self.lines(buf, s, &rows).iter().zip(vals) {
+            for (line, chunk) in self.lines(buf, slot0 + s, &rows).iter().zip(vals) {
                 line.load(chunk);
             }
         }
@@ -790,6 +858,10 @@ struct Local {
     y: Vec<f32>,
     /// This participant's rows before they are spread into `y`.
     dense: Vec<f32>,
+    /// A split pass's labels, `[SPLIT_ROWS][c_dim]` (workers only).
+    c: Vec<f32>,
+    /// A split pass's network scratch (empty if the pool cannot split).
+    scratch: Vec<f32>,
     /// This participant's barrier epoch.
     epoch: u64,
 }
@@ -800,6 +872,9 @@ struct Sources {
     per_sample: Arc<dyn RowSource>,
     batched: Arc<dyn RowSource>,
     amx: Option<Arc<dyn RowSource>>,
+    /// The whole networks a batch split runs (none for a user's source).
+    packed_net: Option<Arc<PackedNetwork<BigBuf<f32>>>>,
+    amx_net: Option<Arc<AmxNetwork<BigBuf<u32>>>>,
 }
 
 impl Sources {
@@ -812,6 +887,52 @@ impl Sources {
             _ => &*self.batched,
         }
     }
+
+    /// Whether the pool holds `net`.
+    fn splits(&self, net: SplitNet) -> bool {
+        match net {
+            SplitNet::Packed => self.packed_net.is_some(),
+            SplitNet::Amx => self.amx_net.is_some(),
+        }
+    }
+
+    /// The f32 of scratch the largest split part needs.
+    fn split_scratch_len(&self) -> usize {
+        let packed = self
+            .packed_net
+            .as_ref()
+            .map_or(0, |n| n.scratch_len(SPLIT_ROWS));
+        let amx = self
+            .amx_net
+            .as_ref()
+            .map_or(0, |n| n.scratch_len(SPLIT_ROWS));
+        packed.max(amx)
+    }
+
+    /// `w = mapping(z, c)` for `b` samples on `net` (which the pool holds:
+    /// the caller checked [`splits`](Self::splits)).
+    fn forward_split(
+        &self,
+        net: SplitNet,
+        z: &[f32],
+        c: &[f32],
+        b: usize,
+        scratch: &mut [f32],
+        w: &mut [f32],
+    ) -> Result<(), CoreError> {
+        match (net, &self.packed_net, &self.amx_net) {
+            (SplitNet::Packed, Some(n), _) => n.forward_batch(z, c, b, scratch, w),
+            (SplitNet::Amx, _, Some(n)) => n.forward_batch(z, c, b, scratch, w),
+            _ => Err(CoreError::KernelUnavailable),
+        }
+    }
+}
+
+/// The samples of participant `t` of `parts` in a split pass of `b`: equal
+/// contiguous runs, in order (the caller's first).
+fn split_part(b: usize, parts: usize, t: usize) -> Range<usize> {
+    let rows = b.div_ceil(parts.max(1));
+    (t * rows).min(b)..((t + 1) * rows).min(b)
 }
 
 /// State moved into a worker thread.
@@ -843,10 +964,21 @@ impl Worker {
             local,
         } = self;
         let (sh, me, inp) = (&**shared, *me, *input_features);
-        let Local { x, y, dense, epoch } = local;
-        sh.barrier.sync(me, epoch)?;
+        sh.barrier.sync(me, &mut local.epoch)?;
+        let mode = sh.mode.load(Ordering::Relaxed);
+        if mode == SplitNet::Packed.index() || mode == SplitNet::Amx.index() {
+            let net = if mode == SplitNet::Amx.index() {
+                SplitNet::Amx
+            } else {
+                SplitNet::Packed
+            };
+            return split_pass(sh, me, sources, net, local);
+        }
+        let Local {
+            x, y, dense, epoch, ..
+        } = local;
         let b = sh.batch.0.load(Ordering::Relaxed).min(GEMM_CHUNK);
-        let source = sources.get(sh.mode.load(Ordering::Relaxed));
+        let source = sources.get(mode);
         sh.gather(0, b, 0..inp, x, inp);
         let last = plan.len() - 1;
         for (l, layer) in plan.iter().enumerate() {
@@ -866,6 +998,43 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// A worker's part of a split pass: its samples' z (buffer 0) and c
+/// (buffer 1) in, the whole network run on them, their w out (buffer 0, the
+/// same slots), then the end barrier.
+fn split_pass(
+    sh: &Shared,
+    me: usize,
+    sources: &Sources,
+    net: SplitNet,
+    local: &mut Local,
+) -> Result<(), Aborted> {
+    let spec = sources.per_sample.spec();
+    let (zd, cd, wd) = (spec.z_dim, spec.c_dim, spec.w_dim);
+    let b = sh.batch.0.load(Ordering::Relaxed);
+    let parts = sh.parts.load(Ordering::Relaxed);
+    let mine = split_part(b, parts, me);
+    if me < parts && !mine.is_empty() {
+        // Slots count from the first worker's sample.
+        let slot0 = mine.start - split_part(b, parts, 0).end;
+        let n = mine.len();
+        let (z, c, w) = (
+            &mut local.x[..n * zd],
+            &mut local.c[..n * cd],
+            &mut local.y[..n * wd],
+        );
+        sh.gather_at(0, slot0, n, 0..zd, z, zd);
+        sh.gather_at(1, slot0, n, 0..cd, c, cd);
+        match sources.forward_split(net, z, c, n, &mut local.scratch, w) {
+            Ok(()) => sh.publish_at(0, slot0, n, 0..wd, w, wd),
+            Err(e) => {
+                let mut failed = sh.failed.lock().unwrap_or_else(PoisonError::into_inner);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    sh.barrier.sync(me, &mut local.epoch)
 }
 
 /// A pool of threads that runs the forward with each layer's output rows
@@ -976,8 +1145,12 @@ impl RowPool {
     ) -> Result<RowPool, Error> {
         let sources = Sources {
             per_sample: Arc::new(GemvRows::new(Arc::clone(net.shared_core()))),
-            batched: Arc::new(PackedRows::new(packed)),
-            amx: amx.map(|a| Arc::new(AmxRows::new(a, net.kernel())) as Arc<dyn RowSource>),
+            batched: Arc::new(PackedRows::new(Arc::clone(&packed))),
+            amx: amx
+                .clone()
+                .map(|a| Arc::new(AmxRows::new(a, net.kernel())) as Arc<dyn RowSource>),
+            packed_net: Some(packed),
+            amx_net: amx,
         };
         RowPool::with_sources(sources, threads)
     }
@@ -993,6 +1166,8 @@ impl RowPool {
             per_sample: Arc::clone(&source),
             batched: source,
             amx: None,
+            packed_net: None,
+            amx_net: None,
         };
         RowPool::with_sources(sources, threads)
     }
@@ -1023,32 +1198,52 @@ impl RowPool {
         let width = spec
             .input_features()
             .max(spec.layer_features)
-            .max(spec.w_dim);
+            .max(spec.w_dim)
+            .max(spec.c_dim);
         let stride_lines = width.div_ceil(LANES);
+        // A batch split carries every worker's samples at once.
+        let can_split = sources.packed_net.is_some() || sources.amx_net.is_some();
+        let (slots, local_rows) = if can_split {
+            (
+                GEMM_CHUNK.max((threads - 1) * SPLIT_ROWS),
+                GEMM_CHUNK.max(SPLIT_ROWS),
+            )
+        } else {
+            (GEMM_CHUNK, GEMM_CHUNK)
+        };
+        let split_scratch = sources.split_scratch_len();
         let cores = crate::batch::cores();
         let spin = if threads <= cores {
             SPIN
         } else {
             Duration::ZERO
         };
-        let buf = || -> Box<[Line]> {
-            (0..GEMM_CHUNK * stride_lines)
-                .map(|_| Line::default())
-                .collect()
-        };
+        let buf =
+            || -> Box<[Line]> { (0..slots * stride_lines).map(|_| Line::default()).collect() };
         let shared = Arc::new(Shared {
             barrier: Barrier::new(threads, spin),
             batch: Padded::default(),
             mode: AtomicU8::new(0),
+            parts: AtomicUsize::new(0),
+            failed: Mutex::new(None),
             bufs: [buf(), buf()],
             stride_lines,
         });
         let local = |me: usize| {
             let most = plan.iter().map(|p| p.ranges[me].len()).max().unwrap_or(0);
             Local {
-                x: vec![0.0; GEMM_CHUNK * width],
-                y: vec![0.0; GEMM_CHUNK * width],
+                x: vec![0.0; local_rows * width],
+                y: vec![0.0; local_rows * width],
                 dense: vec![0.0; GEMM_CHUNK * most],
+                c: vec![
+                    0.0;
+                    if can_split {
+                        SPLIT_ROWS * spec.c_dim
+                    } else {
+                        0
+                    }
+                ],
+                scratch: vec![0.0; split_scratch],
                 epoch: 0,
             }
         };
@@ -1171,6 +1366,91 @@ impl RowPool {
     }
 }
 
+impl RowPool {
+    /// Maps `N = w.len() / w_dim` samples with the **batch** split between
+    /// the first `parts` participants (at most [`threads`](Self::threads)):
+    /// each runs the whole of `net` on its own contiguous samples, at most
+    /// [`SPLIT_ROWS`] per pass, so no activation crosses cores between
+    /// layers. The workers' z and c go in and their w comes back through
+    /// the shared buffers; the caller's part runs straight from `z` to `w`.
+    /// Bit-identical to `net`'s `forward_batch` on the whole batch (its
+    /// samples are independent), whatever `parts`. Unlike scoped threads,
+    /// no thread is started per call, and the workers' AMX state is already
+    /// allocated.
+    ///
+    /// The caller ([`crate::Mapper`]) has checked the lengths and that `z`
+    /// and `c` are finite; errors if the pool does not hold `net`, or is
+    /// broken. Does not check `w` for overflow.
+    pub(crate) fn split_batch(
+        &mut self,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        net: SplitNet,
+        parts: usize,
+    ) -> Result<(), Error> {
+        if !self.sources.splits(net) {
+            return Err(Error::invalid("this pool was built without that network"));
+        }
+        let shared = &*self.shared;
+        let barrier = &shared.barrier;
+        if barrier.is_aborted() {
+            return Err(broken());
+        }
+        let s = self.spec;
+        let (zd, cd, wd) = (s.z_dim, s.c_dim, s.w_dim);
+        let parts = parts.clamp(1, self.threads);
+        let n = w.len() / wd;
+        let guard = AbortOnUnwind(barrier);
+        let Local { epoch, scratch, .. } = &mut self.caller.local;
+        let mut done = 0;
+        while done < n {
+            let b = (n - done).min(parts * SPLIT_ROWS);
+            let (zp, cp) = (
+                &z[done * zd..(done + b) * zd],
+                &c[done * cd..(done + b) * cd],
+            );
+            let wp = &mut w[done * wd..(done + b) * wd];
+            let mine = split_part(b, parts, 0);
+            let rest = mine.end..b;
+            if self.threads > 1 {
+                let (zr, cr) = (&zp[rest.start * zd..], &cp[rest.start * cd..]);
+                shared.publish_at(0, 0, rest.len(), 0..zd, zr, zd);
+                shared.publish_at(1, 0, rest.len(), 0..cd, cr, cd);
+                shared.batch.0.store(b, Ordering::Relaxed);
+                shared.parts.store(parts, Ordering::Relaxed);
+                shared.mode.store(net.index(), Ordering::Relaxed);
+                barrier.sync(0, epoch).map_err(|Aborted| broken())?;
+            }
+            let (zm, cm) = (&zp[..mine.len() * zd], &cp[..mine.len() * cd]);
+            let own = self.sources.forward_split(
+                net,
+                zm,
+                cm,
+                mine.len(),
+                scratch,
+                &mut wp[..mine.len() * wd],
+            );
+            if self.threads > 1 {
+                barrier.sync(0, epoch).map_err(|Aborted| broken())?;
+                let failed = shared
+                    .failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+                shared.gather_at(0, 0, rest.len(), 0..wd, &mut wp[rest.start * wd..], wd);
+            }
+            own?;
+            done += b;
+        }
+        drop(guard);
+        Ok(())
+    }
+}
+
 /// What one pass of the caller runs on.
 struct Job<'a> {
     source: &'a dyn RowSource,
@@ -1193,7 +1473,9 @@ impl Caller {
     ) -> Result<(), Aborted> {
         let s = *job.source.spec();
         let inp = s.input_features();
-        let Local { x, y, dense, epoch } = &mut self.local;
+        let Local {
+            x, y, dense, epoch, ..
+        } = &mut self.local;
         // Step 1 on the caller: x = concat(norm(z), norm(embed(c))).
         let ef = s.embed_features;
         let embed = &mut self.embed[..b * ef];

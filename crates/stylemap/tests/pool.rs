@@ -25,7 +25,7 @@ use stylemap::bigbuf::BigBuf;
 use stylemap::core::kernels::amx;
 use stylemap::core::kernels::gemm::{PackedNetwork, pack_network, packed_network_len};
 use stylemap::core::{Kernel, MappingSpec, sampler};
-use stylemap::pool::{CHUNK, GEMM_CHUNK, RowMode, RowPool, split_rows};
+use stylemap::pool::{CHUNK, GEMM_CHUNK, RowMode, RowPool, SPLIT_ROWS, split_rows};
 use stylemap::{Layout, Mapper, Network};
 
 // ---------------------------------------------------------------------------
@@ -491,6 +491,54 @@ fn packed_mode_is_bit_identical_to_the_packed_network() {
                         format!("{name}, {kernel:?}, mapper, {threads} threads, split {split}");
                     assert_bits_eq(&w, &want, &what);
                 }
+            }
+        }
+    }
+}
+
+/// The mapper's batch split runs in its pool (no thread started per call)
+/// when the pool has enough threads, else on scoped threads; either way,
+/// for the packed and the AMX networks, every thread count and batch size,
+/// single and multi-pass, the bits are the whole network's, and calls
+/// after a split pass (in any mode) still are.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn batch_split_is_bit_identical_in_the_pool_and_on_scoped_threads() {
+    let _serial = serial();
+    let mut backends = vec![GemmBackend::Packed];
+    if amx::is_available() {
+        backends.push(GemmBackend::Amx);
+    }
+    // Passes of up to `threads * SPLIT_ROWS`: 2 threads take 2 passes.
+    let n = 2 * SPLIT_ROWS + 37;
+    for (name, net) in odd_nets() {
+        let s = *net.spec();
+        let z = zs(&net, n, 500);
+        let c = labels(&net, n, 9);
+        for &backend in &backends {
+            let want = match backend {
+                GemmBackend::Amx => amx_forward(&net, &z, &c),
+                _ => packed_forward(&net, &z, &c),
+            };
+            for threads in 1..=4 {
+                let mut m = Mapper::new(&net)
+                    .with_threads(threads)
+                    .with_gemm_threshold(0)
+                    .with_gemm_backend(backend)
+                    .with_split_threshold(0);
+                for b in [2, 33, 69, n, 5] {
+                    let mut w = vec![f32::NAN; b * s.w_dim];
+                    m.map(&z[..b * s.z_dim], &c[..b * s.c_dim], &mut w).unwrap();
+                    let what = format!("{name}, {backend:?}, {threads} threads, batch {b}");
+                    assert_bits_eq(&w, &want[..b * s.w_dim], &what);
+                }
+                // The same pool then splits rows (and batch 1 by GEMV).
+                let mut m = m.with_split_threshold(usize::MAX);
+                let mut w = vec![f32::NAN; 40 * s.w_dim];
+                m.map(&z[..40 * s.z_dim], &c[..40 * s.c_dim], &mut w)
+                    .unwrap();
+                let what = format!("{name}, {backend:?}, {threads} threads, rows after split");
+                assert_bits_eq(&w, &want[..40 * s.w_dim], &what);
             }
         }
     }
