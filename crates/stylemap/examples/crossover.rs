@@ -24,25 +24,44 @@ fn main() -> Result<(), stylemap::Error> {
         "kernel {:?}; median of {rounds} interleaved rounds, µs per sample",
         net.kernel()
     );
-    // (label, threads, gemm threshold, split threshold, backend)
+    // (label, threads, gemm threshold, split threshold, backend, largest
+    // batch split on the pool's threads)
     let amx = Mapper::new(&net).amx_usable();
-    let mut variants: Vec<(&str, usize, usize, usize, GemmBackend)> = vec![
-        ("gemv 1t", 1, usize::MAX, usize::MAX, GemmBackend::Packed),
-        ("packed 1t", 1, 0, usize::MAX, GemmBackend::Packed),
+    let (rows, batch, pool, scoped) = (usize::MAX, 0, usize::MAX, 0);
+    let mut variants: Vec<(&str, usize, usize, usize, GemmBackend, usize)> = vec![
+        ("gemv 1t", 1, usize::MAX, rows, GemmBackend::Packed, pool),
+        ("packed 1t", 1, 0, rows, GemmBackend::Packed, pool),
         (
             "gemv 2t (rows)",
             2,
             usize::MAX,
-            usize::MAX,
+            rows,
             GemmBackend::Packed,
+            pool,
         ),
-        ("packed 2t rows", 2, 0, usize::MAX, GemmBackend::Packed),
-        ("packed 2t batch", 2, 0, 0, GemmBackend::Packed),
+        ("packed 2t rows", 2, 0, rows, GemmBackend::Packed, pool),
+        (
+            "packed 2t batch pool",
+            2,
+            0,
+            batch,
+            GemmBackend::Packed,
+            pool,
+        ),
+        (
+            "packed 2t batch scoped",
+            2,
+            0,
+            batch,
+            GemmBackend::Packed,
+            scoped,
+        ),
     ];
     if amx {
-        variants.push(("amx 1t", 1, 0, 0, GemmBackend::Amx));
-        variants.push(("amx 2t rows", 2, 0, usize::MAX, GemmBackend::Amx));
-        variants.push(("amx 2t batch", 2, 0, 0, GemmBackend::Amx));
+        variants.push(("amx 1t", 1, 0, batch, GemmBackend::Amx, pool));
+        variants.push(("amx 2t rows", 2, 0, rows, GemmBackend::Amx, pool));
+        variants.push(("amx 2t batch pool", 2, 0, batch, GemmBackend::Amx, pool));
+        variants.push(("amx 2t batch scoped", 2, 0, batch, GemmBackend::Amx, scoped));
     }
     let batches: Vec<usize> = match std::env::args().nth(2) {
         Some(list) => list.split(',').filter_map(|b| b.parse().ok()).collect(),
@@ -50,17 +69,18 @@ fn main() -> Result<(), stylemap::Error> {
     };
     let mut mappers: Vec<Mapper<'_>> = variants
         .iter()
-        .map(|&(_, t, g, sp, backend)| {
+        .map(|&(_, t, g, sp, backend, pool)| {
             Mapper::new(&net)
                 .with_gemm_backend(backend)
                 .with_threads(t)
                 .with_gemm_threshold(g)
                 .with_split_threshold(sp)
+                .with_pool_split_max(pool)
         })
         .collect();
     print!("{:>6}", "batch");
     for v in &variants {
-        print!(" {:>16}", v.0);
+        print!(" {:>22}", v.0);
     }
     println!();
     for &b in &batches {
@@ -83,7 +103,7 @@ fn main() -> Result<(), stylemap::Error> {
         print!("{b:>6}");
         for t in &mut times {
             t.sort_by(f64::total_cmp);
-            print!(" {:>16.1}", t[t.len() / 2]);
+            print!(" {:>22.1}", t[t.len() / 2]);
         }
         println!();
     }

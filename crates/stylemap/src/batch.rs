@@ -113,6 +113,17 @@ pub const DEFAULT_AMX_THRESHOLD: usize = 32;
 /// [`DEFAULT_SPLIT_THRESHOLD`], table in `BENCHMARKS.md`.
 pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 48;
 
+/// Default largest batch whose batch split runs on the pool's persistent
+/// threads ([`RowPool::split_batch`]); larger batches start scoped threads
+/// (see [`Mapper::with_pool_split_max`]).
+///
+/// The pool saves a thread start per call (~50 µs, ~77 µs with the first
+/// AMX instruction of a new thread) but copies the workers' z in and w out
+/// through its shared buffers; scoped threads read and write in place.
+/// Measured with `examples/crossover.rs` (2 threads, built-in network,
+/// table in `BENCHMARKS.md`).
+pub const DEFAULT_POOL_SPLIT_MAX: usize = 256;
+
 /// Which batched kernel the GEMM path runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
@@ -170,6 +181,8 @@ pub struct Mapper<'n> {
     gemm_threshold: Option<usize>,
     /// `None`: the default for the thread count.
     split_threshold: Option<usize>,
+    /// Largest batch split on the pool's threads.
+    pool_split_max: usize,
     backend: GemmBackend,
     work: Vec<Workspace>,
     /// The row-split pool, started on first use and kept (its threads live
@@ -191,6 +204,7 @@ impl<'n> Mapper<'n> {
             threads: 0,
             gemm_threshold: None,
             split_threshold: None,
+            pool_split_max: DEFAULT_POOL_SPLIT_MAX,
             backend: GemmBackend::Auto,
             work: Vec::new(),
             pool: None,
@@ -231,6 +245,16 @@ impl<'n> Mapper<'n> {
     /// either way.
     pub fn with_split_threshold(mut self, batch: usize) -> Self {
         self.split_threshold = Some(batch);
+        self
+    }
+
+    /// Sets the largest batch whose batch split runs on the pool's
+    /// persistent threads (default [`DEFAULT_POOL_SPLIT_MAX`]); larger
+    /// batches, and any batch that wants more threads than the pool has,
+    /// start scoped threads per call. The result is the same bits either
+    /// way.
+    pub fn with_pool_split_max(mut self, batch: usize) -> Self {
+        self.pool_split_max = batch;
         self
     }
 
@@ -325,7 +349,7 @@ impl<'n> Mapper<'n> {
                     return self.pool(true)?.forward(z, c, w, RowMode::Amx);
                 }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
-                if threads > 1 && threads <= self.gemv_threads() {
+                if self.splits_in_pool(n, threads) {
                     self.pool(true)?
                         .split_batch(z, c, w, SplitNet::Amx, threads)?;
                     return check_overflow(w, s.w_dim);
@@ -340,7 +364,7 @@ impl<'n> Mapper<'n> {
                 if threads > 1 && n < self.split_threshold() {
                     return self.pool(false)?.forward(z, c, w, RowMode::Packed);
                 }
-                if threads > 1 && threads <= self.gemv_threads() {
+                if self.splits_in_pool(n, threads) {
                     self.pool(false)?
                         .split_batch(z, c, w, SplitNet::Packed, threads)?;
                     return check_overflow(w, s.w_dim);
@@ -353,6 +377,12 @@ impl<'n> Mapper<'n> {
             }
         }
         check_overflow(w, s.w_dim)
+    }
+
+    /// Whether a batch split of `n` samples between `threads` runs on the
+    /// pool's threads.
+    fn splits_in_pool(&self, n: usize, threads: usize) -> bool {
+        threads > 1 && threads <= self.gemv_threads() && n <= self.pool_split_max
     }
 
     /// Whether a batch of `n` samples runs the AMX kernel (with
