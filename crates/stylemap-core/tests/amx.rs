@@ -375,6 +375,10 @@ fn layer_is_within_the_amx_bound_on_awkward_sizes() {
         (1024, 65, 31),
         (100, 545, 32),
         (33, 1034, 1),
+        // More row blocks than one group (`amx::ROW_GROUP`), the last
+        // group partial.
+        (512, 512, amx::ROW_GROUP * 32 + 37),
+        (70, 100, 2 * amx::ROW_GROUP * 32 + 1),
     ];
     for (i, &(out, inp, batch)) in large.iter().enumerate() {
         let act = if i.is_multiple_of(2) {
