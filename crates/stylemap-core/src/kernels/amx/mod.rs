@@ -291,24 +291,11 @@ pub(crate) fn run(
                     let a = &mut split[r * alen_split..(r + 1) * alen_split];
                     tiles::split_block(xb, inp, rows_of(r), c0 * CHUNK, a);
                 }
-                let zero = c0 == 0;
-                if group == 1 {
-                    // One call for every column block: no tile
-                    // configuration per block.
-                    let a = &split[..alen_split];
-                    let b = &packed[c0 * PAIR_U32..];
-                    tiles::tile_block(a, b, bstride, acc, stride, n_blocks, nc, zero);
-                    c0 += nc;
-                    continue;
-                }
-                for j in 0..n_blocks {
-                    let b = &packed[j * bstride + c0 * PAIR_U32..];
-                    for r in 0..group {
-                        let a = &split[r * alen_split..(r + 1) * alen_split];
-                        let c = &mut acc[r * alen + j * BLOCK_COLS..(r + 1) * alen];
-                        tiles::tile_block(a, b, bstride, c, stride, 1, nc, zero);
-                    }
-                }
+                let b = &packed[c0 * PAIR_U32..];
+                let a = (&split[..group * alen_split], alen_split);
+                let c = (&mut acc[..group * alen], alen);
+                let dims = (group, n_blocks, nc);
+                tiles::tile_block(a, b, bstride, c, stride, dims, c0 == 0);
                 c0 += nc;
             }
             for r in 0..group {

@@ -106,54 +106,74 @@ const CONFIG: TileConfig = {
     TileConfig(c)
 };
 
-/// `C += A Bᵀ` over `chunks` chunks of 32 `k`, for one block of 32 rows and
-/// `n_pairs` blocks of 32 columns, with the six bf16 products of the
-/// three-way split (see [`super`]).
+/// `C += A Bᵀ` over `chunks` chunks of 32 `k`, for `group` blocks of 32
+/// rows and `n_pairs` blocks of 32 columns, with the six bf16 products of
+/// the three-way split (see [`super`]). Each column block runs on every
+/// row block in turn, so its weights are read from memory once per group;
+/// one call configures the tiles once (`ldtilecfg` and `tilerelease` wait
+/// for every tile operation in flight).
 ///
-/// - `a`: the block's split activations, `chunks * PAIR_U32` u32 laid out
+/// - `a`: the row blocks' split activations, block `r` at `r * a_group`
+///   u32, each `chunks * PAIR_U32` u32 laid out
 ///   `[chunk][part][half][16 rows][16 pairs]`;
 /// - `b`: the first column block's weights at the first chunk; column block
 ///   `j` starts `j * b_pair_stride` u32 later, same layout per chunk;
-/// - `c`: 32 rows of `c_stride` f32, column block `j` at `32 * j`.
+/// - `c`: row block `r` at `r * c_group` f32, each 32 rows of `c_stride`
+///   f32, column block `j` at `32 * j`.
 ///
 /// With `zero`, the accumulators start at zero instead of `c`'s contents.
 ///
 /// Panics (before any tile instruction) if a slice is too short; the caller
 /// must have checked [`available`].
-#[allow(clippy::too_many_arguments)] // the tile loop's pointers and counts
 pub(super) fn tile_block(
-    a: &[u32],
+    (a, a_group): (&[u32], usize),
     b: &[u32],
     b_pair_stride: usize,
-    c: &mut [f32],
+    (c, c_group): (&mut [f32], usize),
     c_stride: usize,
-    n_pairs: usize,
-    chunks: usize,
+    (group, n_pairs, chunks): (usize, usize, usize),
     zero: bool,
 ) {
-    if n_pairs == 0 || chunks == 0 {
+    if group == 0 || n_pairs == 0 || chunks == 0 {
         return;
     }
     assert!(available());
-    assert!(a.len() >= chunks * PAIR_U32);
+    assert!(a_group >= chunks * PAIR_U32 || group == 1);
+    assert!(a.len() >= (group - 1) * a_group + chunks * PAIR_U32);
     assert!(b.len() >= (n_pairs - 1) * b_pair_stride + chunks * PAIR_U32);
-    assert!(c_stride >= 32 * n_pairs && c.len() >= 31 * c_stride + 32 * n_pairs);
+    assert!(c_stride >= 32 * n_pairs);
+    assert!(c_group >= 32 * c_stride || group == 1);
+    assert!(c.len() >= (group - 1) * c_group + 31 * c_stride + 32 * n_pairs);
     debug_assert_eq!(PAIR_U32, 6 * TILE_U32);
     let cfg = &CONFIG;
-    // Read by the loop from memory: it has no register to spare.
-    let prm: [usize; 3] = [chunks, b_pair_stride * 4, usize::from(zero)];
+    // Read by the loop from memory: it has no register to spare. Byte
+    // strides; the last two rewind a group.
+    let prm: [usize; 8] = [
+        chunks,
+        b_pair_stride * 4,
+        usize::from(zero),
+        group,
+        a_group * 4,
+        c_group * 4,
+        group * a_group * 4,
+        group * c_group * 4,
+    ];
     // SAFETY: AMX-BF16 is available and permitted (`available`). Every tile
-    // access is in bounds by the asserts above: A tiles read
-    // `a[0 .. chunks * PAIR_U32]`, B tiles `b[j * b_pair_stride + ..]` for
-    // `j < n_pairs` up to `chunks * PAIR_U32` each, C tiles rows `0..32` of
-    // `c_stride` at columns `32 j .. 32 j + 32` (not read with `zero`); the
-    // look-ahead loads of the last chunk reload that chunk. Tiles are
-    // configured, used and released inside this one block.
+    // access is in bounds by the asserts above: for row block `r < group`,
+    // A tiles read `a[r * a_group ..][.. chunks * PAIR_U32]`, C tiles rows
+    // `0..32` of `c_stride` from `c[r * c_group ..]` at columns
+    // `32 j .. 32 j + 32` (not read with `zero`); B tiles read
+    // `b[j * b_pair_stride + ..]` for `j < n_pairs` up to
+    // `chunks * PAIR_U32` each. The look-ahead loads of the last chunk
+    // reload that chunk. Tiles are configured, used and released inside
+    // this one block.
     unsafe {
         asm!(
             "ldtilecfg [{k}]",
             "mov {s:e}, 64",
             "2:",
+            "mov {r}, [{prm} + 24]",
+            "8:",
             // C tiles: rows 0-15 at c, rows 16-31 at c + 16 * c_stride;
             // tmm0 = rows 0-15 x cols 0-15, tmm1 = cols 16-31, tmm2/3 rows 16-31.
             "cmp qword ptr [{prm} + 16], 0",
@@ -247,13 +267,20 @@ pub(super) fn tile_block(
             "tilestored [{c} + {cs} + 64], tmm1",
             "tilestored [{pa} + {cs}], tmm2",
             "tilestored [{pa} + {cs} + 64], tmm3",
+            // the next row block of the group, then rewind
+            "add {a}, [{prm} + 32]",
+            "add {c}, [{prm} + 40]",
+            "dec {r}",
+            "jnz 8b",
+            "sub {a}, [{prm} + 48]",
+            "sub {c}, [{prm} + 56]",
             "add {c}, 128",
             "add {b}, [{prm} + 8]",
             "dec {np}",
             "jnz 2b",
             "tilerelease",
             prm = in(reg) prm.as_ptr(),
-            a = in(reg) a.as_ptr(),
+            a = inout(reg) a.as_ptr() => _,
             b = inout(reg) b.as_ptr() => _,
             c = inout(reg) c.as_mut_ptr() => _,
             cs = in(reg) c_stride * 4,
@@ -264,6 +291,7 @@ pub(super) fn tile_block(
             na = out(reg) _,
             nb = out(reg) _,
             s = out(reg) _,
+            r = out(reg) _,
             options(nostack),
         );
     }
