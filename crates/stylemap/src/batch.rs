@@ -80,11 +80,12 @@ pub const DEFAULT_GEMM_THRESHOLD: usize = 2;
 /// [`Mapper::with_split_threshold`]).
 ///
 /// Measured with `examples/crossover.rs` (2 threads, AVX-512, built-in
-/// network, µs per sample): splitting rows wins up to B = 32 (20.3 vs 23.0;
-/// at B = 8, 26.3 vs 51.9), splitting the batch from B = 64 (18.4 vs 19.2;
-/// 14.8 vs 19.3 at B = 512), where each thread's weight traffic per sample
-/// is small and the per-layer exchange is not.
-pub const DEFAULT_SPLIT_THRESHOLD: usize = 64;
+/// network, median of 9 interleaved rounds, µs per sample): splitting rows
+/// wins up to B = 8 (23.4 vs 27.9), splitting the batch from B = 16 (17.1
+/// vs 20.2; 14.1 vs 17.0 at B = 64), since the batch split runs on the
+/// pool's persistent threads ([`RowPool::split_batch`]); with a thread
+/// started per call it only won from B = 64.
+pub const DEFAULT_SPLIT_THRESHOLD: usize = 16;
 
 /// In automatic thread mode, each thread gets at least this many
 /// multiply-adds of work (a thread costs tens of microseconds to start).
@@ -110,8 +111,10 @@ pub const DEFAULT_AMX_THRESHOLD: usize = 32;
 /// Default batch size at and above which the AMX path splits the batch
 /// between threads instead of each layer's column blocks (see
 /// [`Mapper::with_split_threshold`]): measured like
-/// [`DEFAULT_SPLIT_THRESHOLD`], table in `BENCHMARKS.md`.
-pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 48;
+/// [`DEFAULT_SPLIT_THRESHOLD`] (16.3 vs 17.6 at B = 40, 20.2 vs 14.7 at
+/// B = 32, where each thread would run half a block of 32 rows), table in
+/// `BENCHMARKS.md`.
+pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 40;
 
 /// Default largest batch whose batch split runs on the pool's persistent
 /// threads ([`RowPool::split_batch`]); larger batches start scoped threads

@@ -388,11 +388,19 @@ impl RowSource for PackRows {
     }
 }
 
+/// Batch size at and above which [`PackMapper`] splits the batch between
+/// threads (scoped, one per part: [`PackNetwork::map`]) rather than each
+/// layer's panels. Measured for the f32 packed path with a thread started
+/// per call (rows won up to B = 32, 20.3 vs 23.0; the batch from B = 64,
+/// 18.4 vs 19.2); [`crate::Mapper`]'s threshold is lower since its batch
+/// split runs on the pool's threads.
+pub const PACK_SPLIT_THRESHOLD: usize = 64;
+
 /// Maps batches through a [`PackNetwork`] on several threads, keeping a
 /// persistent [`RowPool`] between calls (the pack counterpart of
 /// [`crate::Mapper`]).
 ///
-/// Batches below [`crate::batch::DEFAULT_SPLIT_THRESHOLD`] split each
+/// Batches below [`PACK_SPLIT_THRESHOLD`] split each
 /// layer's 16-row panels between the pool's threads, so at batch 1 each
 /// core streams only its share of the weights (and holds it in its L2 once
 /// the shares fit); larger batches split the batch ([`PackNetwork::map`]).
@@ -441,7 +449,7 @@ impl<'p> PackMapper<'p> {
             return Ok(());
         }
         let t = self.threads();
-        if n >= crate::batch::DEFAULT_SPLIT_THRESHOLD && t > 1 {
+        if n >= PACK_SPLIT_THRESHOLD && t > 1 {
             return self.net.map(z, c, w, t);
         }
         if t == 1 {

@@ -13,7 +13,7 @@
 //! (`mapper-amx` for the cases the AMX kernel ran, see `--gemm`)
 //! (`pack-<precision>-<kernel>` for f16/bf16/int8 packs, which run on
 //! `stylemap::PackMapper`: panels split between a persistent pool's threads,
-//! the batch split from `DEFAULT_SPLIT_THRESHOLD` on).
+//! the batch split from `PACK_SPLIT_THRESHOLD` on).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
