@@ -53,7 +53,7 @@ fn amx_here(test: &str) -> bool {
     assert!(
         !required,
         "{REQUIRE_ENV} is set, but AMX is required and unavailable here (x86-64 with \
-         AMX-BF16, AMX-TILE, AVX-512F/BW, OS support and the Linux tile permission; never \
+         AMX-BF16, AMX-TILE, AVX-512F/BW/BF16, OS support and the Linux tile permission; never \
          under Miri or force-scalar): {test} cannot run"
     );
     eprintln!("{test}: AMX is not available here, skipped (set {REQUIRE_ENV}=1 to fail instead)");

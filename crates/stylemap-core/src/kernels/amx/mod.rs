@@ -74,7 +74,7 @@ pub const K_BLOCK: usize = 16;
 pub const ROW_GROUP: usize = 4;
 
 /// Whether the AMX kernel can run in this process: x86-64 with AMX-BF16,
-/// AMX-TILE, AVX-512F/BW, enabled by the OS, and on Linux the tile-data
+/// AMX-TILE, AVX-512F/BW/BF16, enabled by the OS, and on Linux the tile-data
 /// permission granted (asked for once, process-wide). Always `false` under
 /// Miri, with `force-scalar`, and on other targets.
 pub fn is_available() -> bool {

@@ -17,7 +17,7 @@ use crate::spec::Activation;
 /// 0: not checked yet, 1: unavailable, 2: available.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
-/// Whether AMX-BF16 tiles (and AVX-512F/BW for the split) can run in this
+/// Whether AMX-BF16 tiles (and AVX-512F/BW/BF16 for the split) can run in this
 /// process. The first call asks Linux for the tile data permission
 /// (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, process-wide);
 /// the answer is cached.
@@ -35,14 +35,18 @@ pub(super) fn available() -> bool {
 
 fn detect() -> bool {
     // CPUID.(7,0): EDX bit 22 AMX-BF16, bit 24 AMX-TILE; EBX bit 16
-    // AVX512F, bit 30 AVX512BW. CPUID.1:ECX bit 27 OSXSAVE (XGETBV usable).
+    // AVX512F, bit 30 AVX512BW; CPUID.(7,1): EAX bit 5 AVX512_BF16.
+    // CPUID.1:ECX bit 27 OSXSAVE (XGETBV usable).
     let leaf1 = core::arch::x86_64::__cpuid(1);
     if leaf1.ecx & (1 << 27) == 0 || core::arch::x86_64::__get_cpuid_max(0).0 < 7 {
         return false;
     }
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
     let amx = leaf7.edx & (1 << 22) != 0 && leaf7.edx & (1 << 24) != 0;
-    let avx512 = leaf7.ebx & (1 << 16) != 0 && leaf7.ebx & (1 << 30) != 0;
+    let avx512 = leaf7.ebx & (1 << 16) != 0
+        && leaf7.ebx & (1 << 30) != 0
+        && leaf7.eax >= 1
+        && core::arch::x86_64::__cpuid_count(7, 1).eax & (1 << 5) != 0;
     if !amx || !avx512 {
         return false;
     }
@@ -304,11 +308,57 @@ pub(super) fn tile_block(
 pub(super) fn split_block(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
     assert!(available());
     assert!(rows <= BLOCK_ROWS && x.len() >= rows * inp);
-    // SAFETY: AVX-512F and BW are part of `available`.
+    // SAFETY: AVX-512F, BW and BF16 are part of `available`.
     unsafe { split_block_avx512(x, inp, rows, k0, dst) }
 }
 
-#[target_feature(enable = "avx512f,avx512bw")]
+/// The three parts of 32 values (`lo` then `hi`) in the tile pair layout,
+/// with `vcvtne2ps2bf16`, or `None` if a value needs [`bf16_hi`]'s care.
+///
+/// The instruction rounds to nearest even like [`super::split3`] but reads
+/// subnormal inputs as zero and rounds to infinity. Neither happens when
+/// every value is 0 or `2^-103 <= |v| < 0x7f7f_8000` (bits): the residuals
+/// are then multiples of `ulp(v) >= 2^-126`, so 0 or normal, and nothing
+/// rounds past the largest bf16. The parts are then `split3`'s, bit for bit.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn split_fast(lo: __m512, hi: __m512) -> Option<[__m512i; 3]> {
+    const SMALLEST: i32 = 0x0c00_0000; // 2^-103
+    const RANGE: i32 = 0x7f7f_8000 - SMALLEST;
+    let abs = _mm512_set1_epi32(0x7fff_ffff);
+    let outside = |v: __m512| {
+        let a = _mm512_and_si512(_mm512_castps_si512(v), abs);
+        let off = _mm512_sub_epi32(a, _mm512_set1_epi32(SMALLEST));
+        _mm512_cmpge_epu32_mask(off, _mm512_set1_epi32(RANGE)) & _mm512_test_epi32_mask(a, a)
+    };
+    if outside(lo) | outside(hi) != 0 {
+        return None;
+    }
+    // The f32 values of the 32 bf16 of `p` (words 0-15 and 16-31).
+    let widen = |p: __m512i| {
+        let w0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(p));
+        let w1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64::<1>(p));
+        (
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w0)),
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(w1)),
+        )
+    };
+    // Words 0-15 from the second operand, 16-31 from the first: the pair
+    // layout's order of `k`.
+    let part = |l: __m512, h: __m512| -> __m512i {
+        // SAFETY: both are 512-bit vectors of plain bits; no intrinsic casts
+        // the bf16 vector type.
+        unsafe { core::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(h, l)) }
+    };
+    let p0 = part(lo, hi);
+    let (l0, h0) = widen(p0);
+    let (lr, hr) = (_mm512_sub_ps(lo, l0), _mm512_sub_ps(hi, h0));
+    let p1 = part(lr, hr);
+    let (l1, h1) = widen(p1);
+    let p2 = part(_mm512_sub_ps(lr, l1), _mm512_sub_ps(hr, h1));
+    Some([p0, p1, p2])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
     // Word m of a pair vector is the high half of value m: word 2m + 1 of
     // the two source vectors taken together.
@@ -325,6 +375,24 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
             } else {
                 (_mm512_setzero_ps(), _mm512_setzero_ps())
             };
+            let (half, row) = (r / 16, r % 16);
+            let parts = split_fast(lo, hi).unwrap_or_else(|| split_exact(lo, hi, pick));
+            for (p, v) in parts.into_iter().enumerate() {
+                let at = (p * 2 + half) * TILE_U32 + row * 16;
+                let out: &mut [u32; 16] = (&mut chunk[at..at + 16]).try_into().unwrap();
+                // SAFETY: `out` is 16 u32 = 64 bytes; unaligned store.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
+            }
+        }
+    }
+}
+
+/// The three parts of 32 values with [`bf16_hi`]: any finite or
+/// non-finite value, subnormals kept.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn split_exact(lo: __m512, hi: __m512, pick: __m512i) -> [__m512i; 3] {
+    {
+        {
             let (l0, h0) = (bf16_hi(lo), bf16_hi(hi));
             let (lr, hr) = (
                 _mm512_sub_ps(lo, _mm512_castsi512_ps(l0)),
@@ -335,18 +403,7 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
                 bf16_hi(_mm512_sub_ps(lr, _mm512_castsi512_ps(l1))),
                 bf16_hi(_mm512_sub_ps(hr, _mm512_castsi512_ps(h1))),
             );
-            let (half, row) = (r / 16, r % 16);
-            for (p, (l, h)) in [(l0, h0), (l1, h1), (l2, h2)].into_iter().enumerate() {
-                let at = (p * 2 + half) * TILE_U32 + row * 16;
-                let out: &mut [u32; 16] = (&mut chunk[at..at + 16]).try_into().unwrap();
-                // SAFETY: `out` is 16 u32 = 64 bytes; unaligned store.
-                unsafe {
-                    _mm512_storeu_si512(
-                        out.as_mut_ptr().cast(),
-                        _mm512_permutex2var_epi16(l, pick, h),
-                    )
-                };
-            }
+            [(l0, h0), (l1, h1), (l2, h2)].map(|(l, h)| _mm512_permutex2var_epi16(l, pick, h))
         }
     }
 }
@@ -432,5 +489,103 @@ pub(super) fn tdp_loop(iters: u64) {
             n = inout(reg) iters => _,
             options(nostack),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::super::{PAIR_U32, TILE_U32, split3};
+    use super::{available, split_block};
+
+    /// What `split_block` must write: `split3`'s parts in the pair layout,
+    /// zeros past `rows` and `inp`.
+    fn expected(x: &[f32], inp: usize, rows: usize, k0: usize, chunks: usize) -> Vec<u32> {
+        let mut want = vec![0u32; chunks * PAIR_U32];
+        for c in 0..chunks {
+            for r in 0..rows {
+                for m in 0..16 {
+                    let part = |k: usize, p: usize| {
+                        if k < inp {
+                            split3(x[r * inp + k])[p]
+                        } else {
+                            0
+                        }
+                    };
+                    let k = k0 + c * 32 + 2 * m;
+                    for p in 0..3 {
+                        let at = c * PAIR_U32 + (p * 2 + r / 16) * TILE_U32 + (r % 16) * 16 + m;
+                        want[at] = part(k, p) | part(k + 1, p) << 16;
+                    }
+                }
+            }
+        }
+        want
+    }
+
+    /// The vectorised split (its `vcvtne2ps2bf16` path and its exact
+    /// fallback) writes `split3`'s bits, for values on both sides of the
+    /// fast path's limits (2^-103 and the bf16 overflow), subnormals,
+    /// zeros, infinities and NaN, in full and partial rows and chunks.
+    #[test]
+    fn split_block_is_split3_bit_for_bit() {
+        if !available() {
+            assert!(
+                std::env::var("STYLEMAP_REQUIRE_AMX").as_deref() != Ok("1"),
+                "STYLEMAP_REQUIRE_AMX=1 but the AMX kernel cannot run here"
+            );
+            return;
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let edges = [
+            0.0f32,
+            -0.0,
+            f32::from_bits(0x0c00_0000), // 2^-103: the fast path's smallest
+            f32::from_bits(0x0bff_ffff), // just below
+            f32::from_bits(0x0080_0000), // smallest normal
+            f32::from_bits(0x0000_0001), // smallest subnormal
+            f32::from_bits(0x7f7f_7fff), // largest that rounds to a finite bf16
+            f32::from_bits(0x7f7f_8000), // rounds to infinity: truncated
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        // Ordinary values take the fast path; one edge value in a group of
+        // 32 decides its path; random bits mix both.
+        for case in 0..8 {
+            let (rows, inp, k0): (usize, usize, usize) =
+                [(32, 64, 0), (19, 70, 32), (32, 512, 128), (1, 5, 0)][case % 4];
+            let x: Vec<f32> = (0..rows * inp)
+                .map(|i| {
+                    let ordinary = (next() as u32 >> 9) as f32 * 1e-6 - 4.0;
+                    match case {
+                        0 | 2 => ordinary,
+                        1 | 3 | 5 if i % 37 == 5 => edges[i / 37 % edges.len()],
+                        1 | 3 | 5 => ordinary,
+                        _ => f32::from_bits(next() as u32),
+                    }
+                })
+                .collect();
+            let chunks = (inp.saturating_sub(k0)).div_ceil(32).clamp(1, 16);
+            let mut got = vec![u32::MAX; chunks * PAIR_U32];
+            split_block(&x, inp, rows, k0, &mut got);
+            let want = expected(&x, inp, rows, k0, chunks);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g, w,
+                    "case {case}: u32 {i} of the split: {g:#010x} vs {w:#010x}"
+                );
+            }
+        }
     }
 }
