@@ -17,7 +17,7 @@
 //!   either split each layer's **panels** between the pool's threads
 //!   ([`RowMode::Packed`], below the [split threshold](Mapper::split_threshold))
 //!   or split the **batch** (each thread runs every layer on its own
-//!   samples, no exchange between layers: [`RowPool::split_batch`] on the
+//!   samples, no exchange between layers: `RowPool::split_batch` on the
 //!   pool's threads, scoped threads if the pool has fewer than the batch
 //!   wants). All of these give the same bits: each output is
 //!   one FMA accumulator over `k` in order, whichever thread computes it.
@@ -83,7 +83,7 @@ pub const DEFAULT_GEMM_THRESHOLD: usize = 2;
 /// network, median of 9 interleaved rounds, µs per sample): splitting rows
 /// wins up to B = 8 (23.4 vs 27.9), splitting the batch from B = 16 (17.1
 /// vs 20.2; 14.1 vs 17.0 at B = 64), since the batch split runs on the
-/// pool's persistent threads ([`RowPool::split_batch`]); with a thread
+/// pool's persistent threads (`RowPool::split_batch`); with a thread
 /// started per call it only won from B = 64.
 pub const DEFAULT_SPLIT_THRESHOLD: usize = 16;
 
@@ -117,7 +117,7 @@ pub const DEFAULT_AMX_THRESHOLD: usize = 32;
 pub const DEFAULT_AMX_SPLIT_THRESHOLD: usize = 40;
 
 /// Default largest batch whose batch split runs on the pool's persistent
-/// threads ([`RowPool::split_batch`]); larger batches start scoped threads
+/// threads (`RowPool::split_batch`); larger batches start scoped threads
 /// (see [`Mapper::with_pool_split_max`]).
 ///
 /// The pool saves a thread start per call (~50 µs, ~77 µs with the first

@@ -54,7 +54,7 @@
 //!   [`CHUNK`] samples ([`GEMM_CHUNK`] in [`RowMode::Packed`]): each thread
 //!   runs its rows for every sample of the chunk before the barrier, so its
 //!   share of a layer's weights is read from L3 once per chunk.
-//! - **Batch split** ([`RowPool::split_batch`], what [`crate::Mapper`] runs
+//! - **Batch split** (`RowPool::split_batch`, what [`crate::Mapper`] runs
 //!   for large batches): each participant runs the whole network on its
 //!   own contiguous samples, up to [`SPLIT_ROWS`] per pass, with two
 //!   barriers per pass and no exchange between layers. The workers' z and
@@ -79,8 +79,9 @@
 //!   256 loaded from the other core): 0.51–0.54 µs with the line-at-a-time
 //!   first pass described above, 0.72–0.90 µs
 //!   without. On one thread, storing and loading 256 floats each through the
-//!   atomics takes ~0.18 µs against ~0.015 µs for two `copy_from_slice`; the
-//!   rest is the cache-line transfer between cores, which any sharing
+//!   atomics takes ~0.18 µs against ~0.015 µs for two `copy_from_slice`
+//!   (measured with one `AtomicU32` per value; pairs halve the operations);
+//!   the rest is the cache-line transfer between cores, which any sharing
 //!   scheme pays.
 //! - So ~9 barrier-and-exchange steps cost ~5 µs of a forward. The built-in
 //!   8x512 network at batch 1: ~285–295 µs on one thread, 146–155 µs
@@ -124,12 +125,12 @@ pub const CHUNK: usize = 16;
 pub const GEMM_CHUNK: usize = 64;
 
 /// Samples per participant per pass of a batch split
-/// ([`RowPool::split_batch`]): the AMX network's own batch chunk, so a
+/// (`RowPool::split_batch`): the AMX network's own batch chunk, so a
 /// participant's row blocks reuse each layer's weights from L2 as they do
 /// on one thread.
 pub const SPLIT_ROWS: usize = stylemap_core::kernels::amx::AMX_BATCH_CHUNK;
 
-/// Which network a batch split ([`RowPool::split_batch`]) runs on each
+/// Which network a batch split (`RowPool::split_batch`) runs on each
 /// participant's samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SplitNet {
