@@ -355,12 +355,13 @@ impl<'n> Mapper<'n> {
                 if self.splits_in_pool(n, threads) {
                     self.pool(true)?
                         .split_batch(z, c, w, SplitNet::Amx, threads)?;
-                    return check_overflow(w, s.w_dim);
+                } else {
+                    let amx = self.amx()?;
+                    let len = |b| amx.scratch_len(b);
+                    let fwd =
+                        |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
+                    self.run_split(len, fwd, z, c, w, threads)?;
                 }
-                let amx = self.amx()?;
-                let len = |b| amx.scratch_len(b);
-                let fwd = |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
-                self.run_split(len, fwd, z, c, w, threads)?;
             }
             GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
@@ -370,13 +371,13 @@ impl<'n> Mapper<'n> {
                 if self.splits_in_pool(n, threads) {
                     self.pool(false)?
                         .split_batch(z, c, w, SplitNet::Packed, threads)?;
-                    return check_overflow(w, s.w_dim);
+                } else {
+                    let packed = self.packed()?;
+                    let len = |b| packed.scratch_len(b);
+                    let fwd =
+                        |z: &_, c: &_, b, s: &mut _, w: &mut _| packed.forward_batch(z, c, b, s, w);
+                    self.run_split(len, fwd, z, c, w, threads)?;
                 }
-                let packed = self.packed()?;
-                let len = |b| packed.scratch_len(b);
-                let fwd =
-                    |z: &_, c: &_, b, s: &mut _, w: &mut _| packed.forward_batch(z, c, b, s, w);
-                self.run_split(len, fwd, z, c, w, threads)?;
             }
         }
         check_overflow(w, s.w_dim)

@@ -148,6 +148,13 @@ impl SplitNet {
             SplitNet::Amx => 4,
         }
     }
+
+    /// The split whose mode byte is `mode`, if it is one.
+    fn from_index(mode: u8) -> Option<SplitNet> {
+        [SplitNet::Packed, SplitNet::Amx]
+            .into_iter()
+            .find(|n| n.index() == mode)
+    }
 }
 
 /// How each participant computes its rows of a layer.
@@ -967,12 +974,7 @@ impl Worker {
         let (sh, me, inp) = (&**shared, *me, *input_features);
         sh.barrier.sync(me, &mut local.epoch)?;
         let mode = sh.mode.load(Ordering::Relaxed);
-        if mode == SplitNet::Packed.index() || mode == SplitNet::Amx.index() {
-            let net = if mode == SplitNet::Amx.index() {
-                SplitNet::Amx
-            } else {
-                SplitNet::Packed
-            };
+        if let Some(net) = SplitNet::from_index(mode) {
             return split_pass(sh, me, sources, net, local);
         }
         let Local {

@@ -360,12 +360,6 @@ fn split_fast(lo: __m512, hi: __m512) -> Option<[__m512i; 3]> {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [u32]) {
-    // Word m of a pair vector is the high half of value m: word 2m + 1 of
-    // the two source vectors taken together.
-    let pick = _mm512_set_epi16(
-        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19,
-        17, 15, 13, 11, 9, 7, 5, 3, 1,
-    );
     for (c, chunk) in dst.chunks_exact_mut(PAIR_U32).enumerate() {
         let kc = k0 + c * CHUNK;
         for r in 0..BLOCK_ROWS {
@@ -376,7 +370,7 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
                 (_mm512_setzero_ps(), _mm512_setzero_ps())
             };
             let (half, row) = (r / 16, r % 16);
-            let parts = split_fast(lo, hi).unwrap_or_else(|| split_exact(lo, hi, pick));
+            let parts = split_fast(lo, hi).unwrap_or_else(|| split_exact(lo, hi));
             for (p, v) in parts.into_iter().enumerate() {
                 let at = (p * 2 + half) * TILE_U32 + row * 16;
                 let out: &mut [u32; 16] = (&mut chunk[at..at + 16]).try_into().unwrap();
@@ -390,22 +384,24 @@ fn split_block_avx512(x: &[f32], inp: usize, rows: usize, k0: usize, dst: &mut [
 /// The three parts of 32 values with [`bf16_hi`]: any finite or
 /// non-finite value, subnormals kept.
 #[target_feature(enable = "avx512f,avx512bw")]
-fn split_exact(lo: __m512, hi: __m512, pick: __m512i) -> [__m512i; 3] {
-    {
-        {
-            let (l0, h0) = (bf16_hi(lo), bf16_hi(hi));
-            let (lr, hr) = (
-                _mm512_sub_ps(lo, _mm512_castsi512_ps(l0)),
-                _mm512_sub_ps(hi, _mm512_castsi512_ps(h0)),
-            );
-            let (l1, h1) = (bf16_hi(lr), bf16_hi(hr));
-            let (l2, h2) = (
-                bf16_hi(_mm512_sub_ps(lr, _mm512_castsi512_ps(l1))),
-                bf16_hi(_mm512_sub_ps(hr, _mm512_castsi512_ps(h1))),
-            );
-            [(l0, h0), (l1, h1), (l2, h2)].map(|(l, h)| _mm512_permutex2var_epi16(l, pick, h))
-        }
-    }
+fn split_exact(lo: __m512, hi: __m512) -> [__m512i; 3] {
+    // Word m of a pair vector is the high half of value m: word 2m + 1 of
+    // the two source vectors taken together.
+    let pick = _mm512_set_epi16(
+        63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27, 25, 23, 21, 19,
+        17, 15, 13, 11, 9, 7, 5, 3, 1,
+    );
+    let (l0, h0) = (bf16_hi(lo), bf16_hi(hi));
+    let (lr, hr) = (
+        _mm512_sub_ps(lo, _mm512_castsi512_ps(l0)),
+        _mm512_sub_ps(hi, _mm512_castsi512_ps(h0)),
+    );
+    let (l1, h1) = (bf16_hi(lr), bf16_hi(hr));
+    let (l2, h2) = (
+        bf16_hi(_mm512_sub_ps(lr, _mm512_castsi512_ps(l1))),
+        bf16_hi(_mm512_sub_ps(hr, _mm512_castsi512_ps(h1))),
+    );
+    [(l0, h0), (l1, h1), (l2, h2)].map(|(l, h)| _mm512_permutex2var_epi16(l, pick, h))
 }
 
 /// Up to 16 floats of `row` from `at` (zeros past its end).
