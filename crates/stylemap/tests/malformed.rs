@@ -262,6 +262,29 @@ fn oversized_or_garbage_header() {
     expect_error(&write_temp("junk.safetensors", &junk), &[], false);
 }
 
+/// Text from the file (a tensor name, the file's own name) with control
+/// characters in it is escaped, so the message stays one line (found by
+/// the `safetensors` fuzz target: a newline in a tensor name whose offsets
+/// the safetensors parser rejects).
+#[test]
+fn control_characters_from_the_file_are_escaped() {
+    let header = r#"{"fc0.bi\nas\u001b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(header.as_bytes());
+    b.extend_from_slice(&[0; 12]);
+    let p = write_temp("name.safetensors", &b);
+    expect_error(&p, &["`fc0.bi\\nas\\u{1b}`"], false);
+
+    let p = write_temp("two\nlines.safetensors", b"not a checkpoint");
+    for msg in [
+        load(&p, &LoadOptions::default()).unwrap_err().to_string(),
+        inspect(&p).unwrap_err().to_string(),
+    ] {
+        assert!(msg.contains("two\\nlines.safetensors: "), "{msg}");
+        assert!(!msg.contains(char::is_control), "{msg:?}");
+    }
+}
+
 #[test]
 fn bad_metadata() {
     let (t, _) = good();
