@@ -40,6 +40,15 @@ for t in $targets; do
     echo "=== fuzz $t for ${seconds}s (t+$((SECONDS - start))s, log $log)"
     if ! cargo +nightly fuzz run "$t" "$work/corpus/$t" -- "${args[@]}" >"$log" 2>&1; then
         tail -n 60 "$log"
+        # CI may show only the end of its output: repeat the cause and the
+        # reproducer there (base64, when small enough to paste back).
+        echo "--- cause:"
+        grep -m 3 -A 2 -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" || true
+        for a in artifacts/"$t"/*; do
+            [ -f "$a" ] || continue
+            echo "--- $a ($(stat -c %s "$a") bytes)"
+            [ "$(stat -c %s "$a")" -le 4096 ] && base64 -w 0 "$a" && echo
+        done
         echo "FAILED: fuzz target $t found a crash (artifact in fuzz/artifacts/$t/)"
         exit 1
     fi
