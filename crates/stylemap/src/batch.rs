@@ -352,41 +352,52 @@ impl<'n> Mapper<'n> {
                     return self.pool(true)?.forward(z, c, w, RowMode::Amx);
                 }
                 let threads = self.threads_for(n.div_ceil(AMX_ROWS_PER_THREAD));
-                if self.splits_in_pool(n, threads) {
-                    self.pool(true)?
-                        .split_batch(z, c, w, SplitNet::Amx, threads)?;
-                } else {
-                    let amx = self.amx()?;
-                    let len = |b| amx.scratch_len(b);
-                    let fwd =
-                        |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
-                    self.run_split(len, fwd, z, c, w, threads)?;
-                }
+                self.run_batch_split(SplitNet::Amx, z, c, w, threads)?;
             }
             GemmBackend::Auto | GemmBackend::Packed => {
                 let threads = self.threads_for(n);
                 if threads > 1 && n < self.split_threshold() {
                     return self.pool(false)?.forward(z, c, w, RowMode::Packed);
                 }
-                if self.splits_in_pool(n, threads) {
-                    self.pool(false)?
-                        .split_batch(z, c, w, SplitNet::Packed, threads)?;
-                } else {
-                    let packed = self.packed()?;
-                    let len = |b| packed.scratch_len(b);
-                    let fwd =
-                        |z: &_, c: &_, b, s: &mut _, w: &mut _| packed.forward_batch(z, c, b, s, w);
-                    self.run_split(len, fwd, z, c, w, threads)?;
-                }
+                self.run_batch_split(SplitNet::Packed, z, c, w, threads)?;
             }
         }
         check_overflow(w, s.w_dim)
     }
 
-    /// Whether a batch split of `n` samples between `threads` runs on the
-    /// pool's threads.
-    fn splits_in_pool(&self, n: usize, threads: usize) -> bool {
-        threads > 1 && threads <= self.gemv_threads() && n <= self.pool_split_max
+    /// `net` on the batch split between `threads`: on the pool's threads
+    /// when there are enough of them and the batch is at most
+    /// `pool_split_max`, else on scoped threads. Does not check `w` for
+    /// overflow.
+    fn run_batch_split(
+        &mut self,
+        net: SplitNet,
+        z: &[f32],
+        c: &[f32],
+        w: &mut [f32],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let n = w.len() / self.net.spec().w_dim;
+        if threads > 1 && threads <= self.gemv_threads() && n <= self.pool_split_max {
+            return self
+                .pool(net == SplitNet::Amx)?
+                .split_batch(z, c, w, net, threads);
+        }
+        match net {
+            SplitNet::Amx => {
+                let amx = self.amx()?;
+                let len = |b| amx.scratch_len(b);
+                let fwd = |z: &_, c: &_, b, s: &mut _, w: &mut _| amx.forward_batch(z, c, b, s, w);
+                self.run_split(len, fwd, z, c, w, threads)
+            }
+            SplitNet::Packed => {
+                let packed = self.packed()?;
+                let len = |b| packed.scratch_len(b);
+                let fwd =
+                    |z: &_, c: &_, b, s: &mut _, w: &mut _| packed.forward_batch(z, c, b, s, w);
+                self.run_split(len, fwd, z, c, w, threads)
+            }
+        }
     }
 
     /// Whether a batch of `n` samples runs the AMX kernel (with
