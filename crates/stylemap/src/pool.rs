@@ -860,7 +860,9 @@ fn split_rows_in(rows: usize, parts: usize, block: usize) -> Vec<Range<usize>> {
 }
 
 /// One participant's private activations (`[GEMM_CHUNK][width]` each,
-/// used densely: a layer's samples at a stride of its own width).
+/// used densely: a layer's samples at a stride of its own width; a
+/// worker's are `[SPLIT_ROWS][width]` where the pool can split the batch,
+/// holding its z and w in a split pass).
 struct Local {
     x: Vec<f32>,
     y: Vec<f32>,
@@ -1206,13 +1208,14 @@ impl RowPool {
         let stride_lines = width.div_ceil(LANES);
         // A batch split carries every worker's samples at once.
         let can_split = sources.packed_net.is_some() || sources.amx_net.is_some();
-        let (slots, local_rows) = if can_split {
+        let (slots, local_rows, split_c) = if can_split {
             (
                 GEMM_CHUNK.max((threads - 1) * SPLIT_ROWS),
                 GEMM_CHUNK.max(SPLIT_ROWS),
+                SPLIT_ROWS * spec.c_dim,
             )
         } else {
-            (GEMM_CHUNK, GEMM_CHUNK)
+            (GEMM_CHUNK, GEMM_CHUNK, 0)
         };
         let split_scratch = sources.split_scratch_len();
         let cores = crate::batch::cores();
@@ -1234,18 +1237,16 @@ impl RowPool {
         });
         let local = |me: usize| {
             let most = plan.iter().map(|p| p.ranges[me].len()).max().unwrap_or(0);
+            // The caller's split part runs straight from z to w.
+            let (rows, split_c) = match me {
+                0 => (GEMM_CHUNK, 0),
+                _ => (local_rows, split_c),
+            };
             Local {
-                x: vec![0.0; local_rows * width],
-                y: vec![0.0; local_rows * width],
+                x: vec![0.0; rows * width],
+                y: vec![0.0; rows * width],
                 dense: vec![0.0; GEMM_CHUNK * most],
-                c: vec![
-                    0.0;
-                    if can_split {
-                        SPLIT_ROWS * spec.c_dim
-                    } else {
-                        0
-                    }
-                ],
+                c: vec![0.0; split_c],
                 scratch: vec![0.0; split_scratch],
                 epoch: 0,
             }
