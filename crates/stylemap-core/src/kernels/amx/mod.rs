@@ -61,8 +61,8 @@ pub const BLOCK_COLS: usize = 32;
 const TILE_U32: usize = 256;
 /// u32 per chunk of one block: 3 parts x 2 halves x 1 tile.
 const PAIR_U32: usize = 6 * TILE_U32;
-/// Chunks per activation split (128 `k`): the split block (24 KiB) stays in
-/// L1 while every column block reads it. Measured against 2, 8 and 16 in
+/// Chunks per activation split (512 `k`): the split block (96 KiB per row
+/// block) stays in L2 while every column block reads it. Measured against 2, 8 and 16 in
 /// `examples/amx_probe.rs`.
 pub const K_BLOCK: usize = 16;
 /// Row blocks (of 32 samples) run together: each column block's weights
