@@ -14,8 +14,7 @@ use stylemap::{LoadOptions, Mapper};
 fuzz_target!(|data: &[u8]| {
     let name = Path::new("fuzz.safetensors");
     if let Err(e) = stylemap::load::inspect_bytes(data, name) {
-        let msg = e.to_string();
-        assert!(!msg.contains(char::is_control), "{msg:?}");
+        assert_one_line(&e);
     }
     // Few samples if w_avg must be estimated; a fallback num_ws when the
     // metadata has none.
@@ -25,21 +24,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let net = match stylemap::load::load_bytes(data, name, &opts) {
         Ok(net) => net,
-        Err(e) => match stylemap::load::load_bytes(
-            data,
-            name,
-            &LoadOptions {
+        Err(e) => {
+            assert_one_line(&e);
+            let opts = LoadOptions {
                 num_ws: Some(3),
                 ..opts
-            },
-        ) {
-            Ok(net) => net,
-            Err(_) => {
-                let msg = e.to_string();
-                assert!(!msg.contains(char::is_control), "{msg:?}");
-                return;
+            };
+            match stylemap::load::load_bytes(data, name, &opts) {
+                Ok(net) => net,
+                Err(e) => return assert_one_line(&e),
             }
-        },
+        }
     };
     let s = *net.spec();
     s.validate().expect("a loaded spec is valid");
@@ -55,3 +50,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(e.to_string().contains("overflow"), "{e}"),
     }
 });
+
+/// An error message is one line with no control character, even where it
+/// quotes the file's text.
+fn assert_one_line(e: &stylemap::Error) {
+    let msg = e.to_string();
+    assert!(!msg.contains(char::is_control), "{msg:?}");
+}
